@@ -1,0 +1,80 @@
+"""Credentials and the environment variables they are read from.
+
+This is the one module that reads the environment, and only when asked
+(:meth:`Credentials.from_env`). The variables:
+
+``TENCENTCLOUD_SECRET_ID``
+    the API key id (``AKID...``); required.
+``TENCENTCLOUD_SECRET_KEY``
+    the API key secret; required.
+``TENCENTCLOUD_SESSION_TOKEN``
+    the session token of temporary (STS) credentials; optional.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .errors import ConfigError
+
+__all__ = ["ENV_SECRET_ID", "ENV_SECRET_KEY", "ENV_SESSION_TOKEN", "Credentials"]
+
+ENV_SECRET_ID = "TENCENTCLOUD_SECRET_ID"
+ENV_SECRET_KEY = "TENCENTCLOUD_SECRET_KEY"
+ENV_SESSION_TOKEN = "TENCENTCLOUD_SESSION_TOKEN"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A Tencent Cloud API key, optionally temporary.
+
+    The secret key and the token never appear in ``repr`` or ``str``.
+
+    Args:
+        secret_id: the key id, sent in clear as ``q-ak``.
+        secret_key: the key secret, used only to sign.
+        token: the session token of temporary credentials, sent as ``x-ci-security-token``.
+
+    Example:
+        >>> Credentials("AKIDexample", "s3cr3t")
+        Credentials(secret_id='AKIDexample', secret_key=<redacted>, token=None)
+    """
+
+    secret_id: str
+    secret_key: str = field(repr=False)
+    token: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in ("secret_id", "secret_key"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"Credentials.{name} must be a non-empty string")
+        if self.token is not None and not isinstance(self.token, str):
+            raise ConfigError("Credentials.token must be a string or None")
+
+    def __repr__(self) -> str:
+        token = "<redacted>" if self.token else "None"
+        return f"Credentials(secret_id={self.secret_id!r}, secret_key=<redacted>, token={token})"
+
+    __str__ = __repr__
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Credentials:
+        """Read credentials from ``TENCENTCLOUD_*`` environment variables.
+
+        Args:
+            environ: the mapping to read instead of ``os.environ`` (for tests).
+
+        Raises:
+            ConfigError: a required variable is unset or empty; the message names it.
+        """
+        env = os.environ if environ is None else environ
+        missing = [name for name in (ENV_SECRET_ID, ENV_SECRET_KEY) if not env.get(name)]
+        if missing:
+            raise ConfigError(
+                f"missing credentials: set {' and '.join(missing)} in the environment "
+                f"(and {ENV_SESSION_TOKEN} for temporary credentials)"
+            )
+        return cls(env[ENV_SECRET_ID], env[ENV_SECRET_KEY], env.get(ENV_SESSION_TOKEN) or None)
