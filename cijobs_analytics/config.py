@@ -21,9 +21,9 @@ from .errors import ConfigError
 
 __all__ = ["ENV_SECRET_ID", "ENV_SECRET_KEY", "ENV_SESSION_TOKEN", "Credentials"]
 
-ENV_SECRET_ID = "TENCENTCLOUD_SECRET_ID"
-ENV_SECRET_KEY = "TENCENTCLOUD_SECRET_KEY"
-ENV_SESSION_TOKEN = "TENCENTCLOUD_SESSION_TOKEN"
+ENV_SECRET_ID = "TENCENTCLOUD_SECRET_ID"  # noqa: S105 - a variable name, not a secret
+ENV_SECRET_KEY = "TENCENTCLOUD_SECRET_KEY"  # noqa: S105 - a variable name
+ENV_SESSION_TOKEN = "TENCENTCLOUD_SESSION_TOKEN"  # noqa: S105 - a variable name
 
 
 @dataclass(frozen=True)
