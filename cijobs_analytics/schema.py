@@ -94,6 +94,8 @@ JOBS_SCHEMA = pa.schema(
         pa.field("bucket", pa.string()),
         pa.field("region", pa.string()),
         pa.field("fetched_at", _TS),
+        # set by an export when the service no longer knows a job that was still open
+        pa.field("not_found_at", _TS),
         # identity & state
         pa.field("job_id", pa.string(), nullable=False),
         pa.field("tag", pa.string()),
