@@ -81,9 +81,9 @@ def to_utc(value: TimeLike, *, name: str = "time") -> datetime:
     if not isinstance(value, str):
         raise ConfigError(f"{name} must be a datetime or an ISO string, got {type(value).__name__}")
     text = value.strip()
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-        return to_utc(date.fromisoformat(text), name=name)
     try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return to_utc(date.fromisoformat(text), name=name)
         parsed = datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError:
         raise ConfigError(
