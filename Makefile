@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-fast lint format typecheck bench clean
+.PHONY: help venv demo test test-fast lint format typecheck bench docs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,6 +40,10 @@ typecheck: $(STAMP)  ## mypy --strict on the package
 
 bench: $(STAMP)  ## run every benchmark; prints ratios against baselines timed in the same run
 	$(BIN)/python benchmarks/run_all.py
+
+docs: $(STAMP)  ## regenerate docs/cli.md from --help and the notebooks from their builder
+	$(BIN)/python docs/build_cli_doc.py
+	$(BIN)/python notebooks/build_notebooks.py
 
 clean:  ## remove the venv, caches and demo output
 	rm -rf $(VENV) demo_output .pytest_cache .mypy_cache .ruff_cache .hypothesis benchmarks/_work

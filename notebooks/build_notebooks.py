@@ -14,7 +14,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 HERE = Path(__file__).resolve().parent
 
-SETUP = '''\
+SETUP = """\
 %matplotlib inline
 import os
 
@@ -27,7 +27,7 @@ DATASET = os.environ.get("CIJOBS_DATASET")
 if not DATASET:
     DATASET, _, _ = build_demo_dataset("notebook_dataset", jobs=3_000)
 con = cj.connect(DATASET)
-print(DATASET)'''
+print(DATASET)"""
 
 EXPLORE = [
     new_markdown_cell(
@@ -58,8 +58,8 @@ EXPLORE = [
     ),
     new_code_cell("cj.plots.throughput(throughput)"),
     new_markdown_cell(
-        "## Latency\n\nHow long jobs wait in their queue, how long they take, and how fast they run "
-        "relative to the media's own duration (`speed_x`)."
+        "## Latency\n\nHow long jobs wait in their queue, how long they take, and how fast "
+        "they run relative to the media's own duration (`speed_x`)."
     ),
     new_code_cell('latency = cj.reports.latency(con, by="tag")\nlatency'),
     new_code_cell("cj.plots.latency(latency)"),
@@ -99,7 +99,8 @@ FAILURES = [
     new_markdown_cell("## The slowest jobs"),
     new_code_cell(
         'con.sql("""\n'
-        "    SELECT job_id, tag, round(processing_s) AS processing_s, round(duration_s) AS media_s,\n"
+        "    SELECT job_id, tag, round(processing_s) AS processing_s,\n"
+        "           round(duration_s) AS media_s,\n"
         "           round(speed_x, 2) AS speed_x, video_codec, video_height\n"
         "    FROM jobs WHERE processing_s IS NOT NULL\n"
         "    ORDER BY processing_s DESC LIMIT 10\n"
@@ -136,7 +137,11 @@ NOTEBOOKS = {
 def render(cells: list[nbformat.NotebookNode]) -> str:
     """The notebook file text for these cells, with stable cell ids and no outputs."""
     nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nb.metadata["language_info"] = {"name": "python"}
     for number, cell in enumerate(nb.cells):
         cell["id"] = f"cell-{number:02d}"
