@@ -1,0 +1,286 @@
+"""Window planning and the token bucket: whole-second cuts, exclusive wire bounds, AIMD rates."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from cijobs_analytics.errors import ConfigError
+from cijobs_analytics.ratelimit import TokenBucket
+from cijobs_analytics.windows import (
+    Slice,
+    ceil_second,
+    floor_second,
+    plan_split,
+    split_range,
+    wire_bounds,
+)
+
+T0 = datetime(2026, 11, 2, 8, 0, 0, tzinfo=UTC)
+S = timedelta(seconds=1)
+
+
+class FakeClock:
+    """A clock the bucket reads and sleeps on; sleeping moves it forward instead of waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+# -- seconds and wire bounds ------------------------------------------------------------------
+
+
+def test_floor_and_ceil_second_keep_whole_seconds_and_round_fractions() -> None:
+    half = T0 + timedelta(microseconds=500_000)
+    assert floor_second(half) == T0
+    assert ceil_second(half) == T0 + S
+    assert floor_second(T0) == T0
+    assert ceil_second(T0) == T0
+
+
+def test_wire_bounds_reach_one_second_back_and_round_the_end_up() -> None:
+    """Exclusive service bounds must still return jobs created exactly at start."""
+    assert wire_bounds(T0, T0 + timedelta(hours=1)) == (T0 - S, T0 + timedelta(hours=1))
+    start = T0 + timedelta(milliseconds=250)
+    end = T0 + timedelta(seconds=10, milliseconds=1)
+    assert wire_bounds(start, end) == (T0 - S, T0 + 11 * S)
+
+
+# -- Slice ------------------------------------------------------------------------------------
+
+
+def test_slice_normalises_to_utc_and_refuses_empty_or_naive_ranges() -> None:
+    from datetime import timezone
+
+    cst = timezone(timedelta(hours=8))
+    piece = Slice("Transcode", None, T0.astimezone(cst), T0 + S)
+    assert piece.start == T0
+    assert piece.start.tzinfo == UTC
+    assert piece.span == S
+    with pytest.raises(ConfigError, match="start < end"):
+        Slice("Transcode", None, T0, T0)
+    with pytest.raises(ConfigError, match="naive"):
+        Slice("Transcode", None, datetime(2026, 11, 2), T0)
+
+
+# -- split_range ------------------------------------------------------------------------------
+
+
+def test_split_range_partitions_exactly_with_inner_cuts_on_whole_seconds() -> None:
+    start = T0 + timedelta(milliseconds=300)
+    end = T0 + timedelta(hours=3, milliseconds=700)
+    pieces = split_range(start, end, 7)
+    assert len(pieces) == 7
+    assert pieces[0][0] == start
+    assert pieces[-1][1] == end
+    for (_, b), (c, _) in itertools.pairwise(pieces):
+        assert b == c
+        assert b.microsecond == 0
+    assert all(a < b for a, b in pieces)
+
+
+def test_split_range_gives_fewer_pieces_than_asked_for_a_range_of_few_seconds() -> None:
+    pieces = split_range(T0, T0 + 3 * S, 10)
+    assert pieces == [(T0, T0 + S), (T0 + S, T0 + 2 * S), (T0 + 2 * S, T0 + 3 * S)]
+    assert split_range(T0, T0 + timedelta(milliseconds=10), 4) == [
+        (T0, T0 + timedelta(milliseconds=10))
+    ]
+
+
+def test_split_range_refuses_bad_arguments() -> None:
+    with pytest.raises(ConfigError, match="0 parts"):
+        split_range(T0, T0 + S, 0)
+    with pytest.raises(ConfigError, match="empty range"):
+        split_range(T0, T0, 2)
+
+
+# -- plan_split -------------------------------------------------------------------------------
+
+
+def test_plan_split_cuts_a_busy_rest_at_the_last_rows_second() -> None:
+    """100 rows in the first 10 minutes of a day: ~143 pages remain, so the rest is shared."""
+    piece = Slice("Transcode", "q1", T0, T0 + timedelta(days=1))
+    last = T0 + timedelta(minutes=10, milliseconds=400)
+    plan = plan_split(
+        piece, rows_seen=100, last_creation=last, page_size=100, target_pages=4, max_parts=8
+    )
+    assert plan is not None
+    assert plan.cut == T0 + timedelta(minutes=10)
+    assert len(plan.parts) == 8
+    assert plan.parts[0].start == plan.cut
+    assert plan.parts[-1].end == piece.end
+    assert all(p.tag == "Transcode" and p.queue_id == "q1" for p in plan.parts)
+    for a, b in itertools.pairwise(plan.parts):
+        assert a.end == b.start
+
+
+def test_plan_split_sizes_parts_for_about_target_pages_each() -> None:
+    """100 rows in the first hour of ten: ~9 pages remain -> 3 parts of about 3 pages."""
+    piece = Slice("Snapshot", None, T0, T0 + timedelta(hours=10))
+    plan = plan_split(
+        piece,
+        rows_seen=100,
+        last_creation=T0 + timedelta(hours=1),
+        page_size=100,
+        target_pages=4,
+        max_parts=8,
+    )
+    assert plan is not None
+    assert len(plan.parts) == 3
+
+
+def test_plan_split_keeps_paging_when_the_rest_is_small_or_there_is_nowhere_to_cut() -> None:
+    piece = Slice("Snapshot", None, T0, T0 + timedelta(hours=2))
+    small = plan_split(
+        piece,
+        rows_seen=100,
+        last_creation=T0 + timedelta(hours=1),
+        page_size=100,
+        target_pages=4,
+        max_parts=8,
+    )
+    assert small is None
+    # Every row so far shares the slice's first second: a cut there would lose nothing but
+    # would not shorten the slice either.
+    same_second = plan_split(
+        piece,
+        rows_seen=100,
+        last_creation=T0 + timedelta(milliseconds=999),
+        page_size=100,
+        target_pages=4,
+        max_parts=8,
+    )
+    assert same_second is None
+    # A rest shorter than two seconds cannot be shared.
+    short = Slice("Snapshot", None, T0, T0 + 2 * S)
+    assert (
+        plan_split(
+            short, rows_seen=100, last_creation=T0 + S, page_size=100, target_pages=1, max_parts=8
+        )
+        is None
+    )
+
+
+def test_plan_split_refuses_nonsense_counts() -> None:
+    piece = Slice("Snapshot", None, T0, T0 + timedelta(hours=2))
+    with pytest.raises(ConfigError, match="max_parts"):
+        plan_split(piece, rows_seen=1, last_creation=T0, page_size=100, target_pages=4,
+                   max_parts=1)  # fmt: skip
+
+
+# -- TokenBucket ------------------------------------------------------------------------------
+
+
+def test_token_bucket_spaces_requests_at_the_configured_rate() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(10, clock=clock, sleep=clock.sleep)
+    began = clock.now
+    for _ in range(51):
+        bucket.acquire()
+    # The first request goes at once (the bucket starts full), the next 50 at 10 per second.
+    assert clock.now - began == pytest.approx(5.0)
+    assert bucket.acquired == 51
+
+
+def test_token_bucket_burst_lets_a_quiet_spell_send_back_to_back() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(5, burst=5, clock=clock, sleep=clock.sleep)
+    for _ in range(5):
+        bucket.acquire()
+    assert clock.slept == []
+    bucket.acquire()
+    assert clock.slept == [pytest.approx(0.2)]
+
+
+def test_token_bucket_halves_on_throttle_once_per_cool_down_and_recovers_linearly() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(20, recovery_s=10, clock=clock, sleep=clock.sleep)
+    bucket.throttled()
+    bucket.throttled()  # the same overload seen by another in-flight request
+    assert bucket.rate == pytest.approx(10.0)
+    assert bucket.throttle_count == 2
+    clock.now += 2.0
+    bucket.throttled()
+    assert bucket.rate == pytest.approx((10.0 + 2 * 2.0) / 2)
+    clock.now += 100
+    assert bucket.rate == pytest.approx(20.0)
+
+
+def test_token_bucket_never_drops_below_its_floor() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(4, min_qps=1, clock=clock, sleep=clock.sleep)
+    for _ in range(10):
+        clock.now += 1.5
+        bucket.throttled()
+    # 4 -> 2 -> 1.3 -> 1 and then pinned: each 1.5 s recovers 0.6, each throttle halves.
+    assert bucket.rate == pytest.approx(1.0)
+
+
+def test_unlimited_bucket_starts_limiting_at_half_the_rate_it_was_throttled_at() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(None, clock=clock, sleep=clock.sleep)
+    for _ in range(40):
+        bucket.acquire()
+        clock.now += 0.025  # 40 requests per second, none waited for
+    assert clock.slept == []
+    assert bucket.rate is None
+    bucket.throttled()
+    assert bucket.rate == pytest.approx(20.0, rel=0.1)
+    began = clock.now
+    for _ in range(11):
+        bucket.acquire()
+    assert clock.now - began == pytest.approx(0.5, rel=0.1)
+
+
+def test_token_bucket_close_releases_waiting_threads_at_once() -> None:
+    bucket = TokenBucket(0.01)
+    bucket.acquire()
+    waiter = threading.Thread(target=bucket.acquire)
+    waiter.start()
+    bucket.close()
+    waiter.join(timeout=5)
+    assert not waiter.is_alive()
+
+
+def test_token_bucket_is_thread_safe_under_contention() -> None:
+    clock = FakeClock()
+    lock = threading.Lock()
+
+    def sleep(seconds: float) -> None:
+        with lock:
+            clock.slept.append(seconds)
+
+    bucket = TokenBucket(100, clock=clock, sleep=sleep)
+
+    def work() -> None:
+        for _ in range(50):
+            bucket.acquire()
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert bucket.acquired == 400
+    # With a frozen clock every reservation queues behind the last: waits run 0.01 .. 3.99 s.
+    assert sorted(clock.slept) == pytest.approx([i / 100 for i in range(1, 400)])
+
+
+def test_token_bucket_refuses_bad_settings() -> None:
+    with pytest.raises(ConfigError, match="qps"):
+        TokenBucket(0)
+    with pytest.raises(ConfigError, match="burst"):
+        TokenBucket(5, burst=0.5)
+    with pytest.raises(ConfigError, match="decrease"):
+        TokenBucket(5, decrease=1.0)
