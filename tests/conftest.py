@@ -1,0 +1,46 @@
+"""Shared pytest fixtures.
+
+Emulator fixtures: ``emulator`` is one small emulator for the whole session — read it, page
+through it, but do not ``advance()`` it or change its faults (other tests share it); take a
+private one from ``make_emulator`` for that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from cijobs_analytics.emulator import Emulator
+
+#: The end of the session emulator's history: fixed, so its jobs are the same in every run.
+EMULATOR_END = datetime(2026, 11, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[Emulator]:
+    """A running emulator with 600 jobs over 2 days up to ``EMULATOR_END`` (seed 11). Shared:
+    do not advance it or change its faults."""
+    with Emulator(jobs=600, days=2.0, seed=11, end=EMULATOR_END) as emu:
+        yield emu
+
+
+@pytest.fixture
+def make_emulator() -> Iterator[Callable[..., Emulator]]:
+    """A factory of private, running emulators (stopped after the test). Keyword arguments go
+    to :class:`Emulator`; the defaults are 300 jobs over 1 day up to ``EMULATOR_END``."""
+    started: list[Emulator] = []
+
+    def make(**kwargs: Any) -> Emulator:
+        kwargs.setdefault("jobs", 300)
+        kwargs.setdefault("days", 1.0)
+        kwargs.setdefault("end", EMULATOR_END)
+        emu = Emulator(**kwargs).start()
+        started.append(emu)
+        return emu
+
+    yield make
+    for emu in started:
+        emu.stop()
