@@ -1,0 +1,344 @@
+"""The ledgers of a dataset: ``_ledger/coverage.parquet`` and ``_ledger/runs.parquet``.
+
+Coverage has one row per creation-time window that an export paged to the end for one
+(bucket, region, queue, tag, states) key. ``queue`` null means every queue and ``states`` null
+means every state; such a row also covers the narrower keys (one queue, some states). A window
+is recorded only after its rows are durable in ``jobs/``, so coverage never claims a job that a
+crash lost. ``jobs`` and ``pages`` are what the window held when it was read; the export uses
+them to price a re-read. To keep the ledger small and re-reads exact:
+
+* a newer window replaces the part of an older one it overlaps (the older one is trimmed and
+  its counts scaled to what is left);
+* adjacent windows of a key whose jobs together fit one page (100) are merged.
+
+Runs has one row per export: when it started and finished, its status (``ok``/``failed``), the
+requests and retries it made, rows written, jobs new and updated, partitions rewritten, windows
+covered, open jobs, the error text of a failed run, and its arguments as JSON (no secret is
+ever an argument). Both files are rewritten whole, crash-safely, like a partition.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import os
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ._partitions import VERSION_KEY, file_schema_version, fsync_dir, write_parquet_durably
+from .errors import StoreError
+from .schema import SCHEMA_VERSION
+
+__all__ = [
+    "COVERAGE_SCHEMA",
+    "LEDGER_DIR",
+    "PAGE_SIZE",
+    "RUNS_SCHEMA",
+    "CoverageKey",
+    "Window",
+    "add_coverage",
+    "append_run",
+    "covered_ranges",
+    "missing_ranges",
+    "read_coverage",
+    "read_runs",
+]
+
+LEDGER_DIR = "_ledger"
+#: Jobs per page of a listing; a window of up to this many jobs costs one request to re-read.
+PAGE_SIZE = 100
+
+_TS = pa.timestamp("us", tz="UTC")
+_META = {VERSION_KEY: str(SCHEMA_VERSION).encode()}
+
+COVERAGE_SCHEMA = pa.schema(
+    [
+        pa.field("bucket", pa.string()),
+        pa.field("region", pa.string()),
+        pa.field("queue", pa.string()),  # null: every queue
+        pa.field("tag", pa.string()),
+        pa.field("states", pa.string()),  # null: every state; else sorted, comma-separated
+        pa.field("window_start", _TS),
+        pa.field("window_end", _TS),
+        pa.field("jobs", pa.int64()),
+        pa.field("pages", pa.int64()),
+        pa.field("fetched_at", _TS),
+    ],
+    metadata=_META,
+)
+
+RUNS_SCHEMA = pa.schema(
+    [
+        pa.field("started", _TS),
+        pa.field("finished", _TS),
+        pa.field("status", pa.string()),
+        pa.field("requests", pa.int64()),
+        pa.field("retries", pa.int64()),
+        pa.field("rows", pa.int64()),
+        pa.field("jobs_new", pa.int64()),
+        pa.field("jobs_updated", pa.int64()),
+        pa.field("partitions_rewritten", pa.int64()),
+        pa.field("windows", pa.int64()),
+        pa.field("open_jobs", pa.int64()),
+        pa.field("errors", pa.string()),
+        pa.field("arguments", pa.string()),
+    ],
+    metadata=_META,
+)
+
+
+class CoverageKey(NamedTuple):
+    """What a coverage window is about: one listing filter."""
+
+    bucket: str
+    region: str
+    tag: str
+    queue: str | None
+    states: str | None
+
+    def covered_by(self, other: CoverageKey) -> bool:
+        """Whether a window of ``other`` also covers this key (same or wider filter)."""
+        return (
+            (self.bucket, self.region, self.tag) == (other.bucket, other.region, other.tag)
+            and other.queue in (None, self.queue)
+            and other.states in (None, self.states)
+        )
+
+
+@dataclass(frozen=True)
+class Window:
+    """One covered creation-time window ``[start, end)`` of a key."""
+
+    key: CoverageKey
+    start: datetime
+    end: datetime
+    jobs: int
+    pages: int
+    fetched_at: datetime
+
+    @property
+    def cost(self) -> int:
+        """Requests a re-read of this window is expected to take."""
+        return max(1, math.ceil(self.jobs / PAGE_SIZE))
+
+
+def read_coverage(root: Path) -> list[Window]:
+    """Every coverage window of the dataset, by key and start.
+
+    Raises:
+        StoreError: the ledger is not ours or cannot be read.
+    """
+    table = _read(root / LEDGER_DIR / "coverage.parquet", COVERAGE_SCHEMA)
+    windows = [
+        Window(
+            CoverageKey(r["bucket"], r["region"], r["tag"], r["queue"], r["states"]),
+            r["window_start"],
+            r["window_end"],
+            r["jobs"] or 0,
+            r["pages"] or 0,
+            r["fetched_at"],
+        )
+        for r in table.to_pylist()
+    ]
+    return sorted(windows, key=_order)
+
+
+def add_coverage(root: Path, existing: Sequence[Window], new: Iterable[Window]) -> list[Window]:
+    """Record newly covered windows on top of ``existing`` and write the ledger durably.
+
+    Args:
+        root: the dataset directory.
+        existing: the ledger as last read or returned by this function.
+        new: windows whose rows are already durable.
+
+    Returns:
+        The ledger as written (normalised: no overlaps, small neighbours merged).
+    """
+    added = list(new)
+    if not added:
+        return list(existing)
+    by_key: dict[CoverageKey, list[Window]] = defaultdict(list)
+    for window in existing:
+        by_key[window.key].append(window)
+    fresh: dict[CoverageKey, list[Window]] = defaultdict(list)
+    for window in sorted(added, key=lambda w: (w.fetched_at, w.start)):
+        fresh[window.key] = _overlay(sorted(fresh[window.key], key=_order), [window])
+    for key, windows in fresh.items():
+        by_key[key] = _merge_small(_overlay(sorted(by_key[key], key=_order), windows))
+    ledger = sorted((w for ws in by_key.values() for w in ws), key=_order)
+    rows = [
+        {
+            "bucket": w.key.bucket,
+            "region": w.key.region,
+            "queue": w.key.queue,
+            "tag": w.key.tag,
+            "states": w.key.states,
+            "window_start": w.start,
+            "window_end": w.end,
+            "jobs": w.jobs,
+            "pages": w.pages,
+            "fetched_at": w.fetched_at,
+        }
+        for w in ledger
+    ]
+    _write(root / LEDGER_DIR / "coverage.parquet", pa.Table.from_pylist(rows, COVERAGE_SCHEMA))
+    return ledger
+
+
+def covered_ranges(ledger: Sequence[Window], key: CoverageKey) -> list[tuple[datetime, datetime]]:
+    """The contiguous ranges covered for ``key`` (windows of wider keys count), in order."""
+    spans = sorted((w.start, w.end) for w in ledger if key.covered_by(w.key))
+    merged: list[tuple[datetime, datetime]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def missing_ranges(
+    covered: Sequence[tuple[datetime, datetime]], start: datetime, end: datetime
+) -> list[tuple[datetime, datetime]]:
+    """The parts of ``[start, end)`` that the sorted, disjoint ``covered`` ranges leave out."""
+    gaps: list[tuple[datetime, datetime]] = []
+    cursor = start
+    for lo, hi in covered:
+        if hi <= cursor:
+            continue
+        if lo >= end:
+            break
+        if lo > cursor:
+            gaps.append((cursor, lo))
+        cursor = max(cursor, hi)
+        if cursor >= end:
+            break
+    if cursor < end:
+        gaps.append((cursor, end))
+    return gaps
+
+
+def read_runs(root: Path) -> list[dict[str, Any]]:
+    """Every recorded export run, oldest first, as dicts of the ``RUNS_SCHEMA`` columns.
+
+    Raises:
+        StoreError: the ledger is not ours or cannot be read.
+    """
+    rows: list[dict[str, Any]] = _read(root / LEDGER_DIR / "runs.parquet", RUNS_SCHEMA).to_pylist()
+    return rows
+
+
+def append_run(root: Path, run: dict[str, Any]) -> None:
+    """Append one run's row to ``_ledger/runs.parquet`` durably.
+
+    Args:
+        root: the dataset directory.
+        run: the ``RUNS_SCHEMA`` columns of the run (missing ones are null).
+    """
+    path = root / LEDGER_DIR / "runs.parquet"
+    table = _read(path, RUNS_SCHEMA)
+    row = pa.Table.from_pylist([{name: run.get(name) for name in RUNS_SCHEMA.names}], RUNS_SCHEMA)
+    _write(path, pa.concat_tables([table, row]))
+
+
+def _order(window: Window) -> tuple[str, str, str, str, str, datetime]:
+    k = window.key
+    return (k.bucket, k.region, k.tag, k.queue or "", k.states or "", window.start)
+
+
+def _overlay(old: Sequence[Window], new: Sequence[Window]) -> list[Window]:
+    """``new`` windows plus what of the sorted, disjoint ``old`` ones they leave uncovered."""
+    new_sorted = sorted(new, key=lambda w: w.start)
+    starts = [w.start for w in new_sorted]
+    out = list(new_sorted)
+    for window in old:
+        pieces = [(window.start, window.end)]
+        # Only new windows starting before this one ends can overlap it.
+        for cut in new_sorted[: bisect.bisect_left(starts, window.end)]:
+            if cut.end <= window.start:
+                continue
+            pieces = [p for lo, hi in pieces for p in _subtract(lo, hi, cut.start, cut.end)]
+        out.extend(_scaled(window, lo, hi) for lo, hi in pieces)
+    return sorted(out, key=lambda w: w.start)
+
+
+def _subtract(
+    lo: datetime, hi: datetime, cut_lo: datetime, cut_hi: datetime
+) -> list[tuple[datetime, datetime]]:
+    if cut_hi <= lo or cut_lo >= hi:
+        return [(lo, hi)]
+    return [(a, b) for a, b in ((lo, cut_lo), (cut_hi, hi)) if a < b]
+
+
+def _scaled(window: Window, start: datetime, end: datetime) -> Window:
+    """The part ``[start, end)`` of a window, its counts scaled up to stay an upper bound."""
+    if (start, end) == (window.start, window.end):
+        return window
+    share = (end - start) / (window.end - window.start)
+    return replace(
+        window,
+        start=start,
+        end=end,
+        jobs=math.ceil(window.jobs * share),
+        pages=math.ceil(window.pages * share),
+    )
+
+
+def _merge_small(windows: Sequence[Window]) -> list[Window]:
+    """Merge adjacent windows whose jobs fit one page together: one re-read serves both."""
+    out: list[Window] = []
+    for window in windows:
+        last = out[-1] if out else None
+        if last and last.end == window.start and last.jobs + window.jobs <= PAGE_SIZE:
+            out[-1] = replace(
+                last,
+                end=window.end,
+                jobs=last.jobs + window.jobs,
+                pages=last.pages + window.pages,
+                fetched_at=min(last.fetched_at, window.fetched_at),
+            )
+        else:
+            out.append(window)
+    return out
+
+
+def _read(path: Path, schema: pa.Schema) -> pa.Table:
+    if not path.exists():
+        return schema.empty_table()
+    found, _version = file_schema_version(path)
+    for field in found:
+        if field.name not in schema.names or field.type != schema.field(field.name).type:
+            raise StoreError(
+                f"{path} has a column {field.name!r} ({field.type}) this version does not "
+                "expect; re-export into a new directory"
+            )
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise StoreError(f"{path} cannot be read ({exc}); delete it to rebuild it") from exc
+    arrays = [
+        table[f.name] if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _write(path: Path, table: pa.Table) -> None:
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_parquet_durably(table.replace_schema_metadata(_META), tmp)
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StoreError(f"cannot write {path}: {exc}") from exc
