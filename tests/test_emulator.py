@@ -9,6 +9,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import http.client
+import os
+import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -17,8 +22,10 @@ from urllib.parse import quote
 
 import pytest
 import requests
+from click.testing import CliRunner
 from lxml import etree
 
+from cijobs_analytics.cli import cli
 from cijobs_analytics.config import Credentials
 from cijobs_analytics.emulator import EmulatedJob, Emulator
 from cijobs_analytics.errors import ConfigError
@@ -725,3 +732,54 @@ def test_stop_closes_keep_alive_connections(make_emulator: MakeEmulator) -> None
         with pytest.raises(requests.ConnectionError):
             session.get(url, headers={"Host": emu.host_header, "Authorization": auth}, timeout=5)
     assert not emu.running
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+
+def test_emulate_command_serves_with_demo_credentials() -> None:
+    """`cijobs emulate` without credentials prints demo exports that the server accepts, and
+    stops cleanly on Ctrl-C."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TENCENTCLOUD_")}
+    cmd = [sys.executable, "-m", "cijobs_analytics", "emulate", "--port", "0", "--jobs", "120"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(7)]
+        url = re.search(r"at (http://127\.0\.0\.1:\d+)", lines[0])
+        exports = dict(re.findall(r"export (TENCENTCLOUD_\w+)=(\S+)", "".join(lines)))
+        assert url
+        assert set(exports) == {"TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY"}
+        assert "cijobs fetch --endpoint" in "".join(lines)
+        creds = Credentials(exports["TENCENTCLOUD_SECRET_ID"], exports["TENCENTCLOUD_SECRET_KEY"])
+        host = "examplebucket-1250000000.ci.ap-guangzhou.myqcloud.com"
+        auth = sign(creds, "GET", "/jobs", [("tag", "Transcode")], {"host": host})
+        resp = requests.get(
+            f"{url.group(1)}/jobs?tag=Transcode",
+            headers={"Host": host, "Authorization": auth},
+            timeout=10,
+        )
+        assert resp.status_code == 200
+        assert len(page_ids(resp.content)[0]) == 10
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "stopped" in err
+    assert exports["TENCENTCLOUD_SECRET_KEY"] not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--fail-rate", "2"], "--fail-rate"),
+        (["--drop-rate", "-0.5"], "--drop-rate"),
+        (["--qps", "0"], "--qps"),
+        (["--port", "70000"], "--port"),
+        (["--days", "0"], "--days"),
+    ],
+)
+def test_emulate_command_rejects_bad_values(args: list[str], needle: str) -> None:
+    result = CliRunner().invoke(cli, ["emulate", *args])
+    assert result.exit_code == 2
+    assert needle in result.output
