@@ -608,13 +608,15 @@ def test_truncate_sends_a_short_consistent_body(make_emulator: MakeEmulator) -> 
 
 def test_malformed_body_has_the_seed_stray_message(make_emulator: MakeEmulator) -> None:
     emu = make_emulator(jobs=200, malformed_rate=1.0)
-    resp = call(emu, [("tag", "Transcode"), ("size", "20")])
+    params = [("tag", "Transcode"), ("size", "20"), ("states", "Success,Running,Submitted")]
+    resp = call(emu, params)
     assert b"<Code>Success</Code></Message><JobId>" in resp.content
     with pytest.raises(etree.XMLSyntaxError):
         etree.fromstring(resp.content)
     emu.set_faults(malformed_rate=0.0)
-    clean = call(emu, [("tag", "Transcode"), ("size", "20")]).content
+    clean = call(emu, params).content
     assert resp.content.replace(b"</Code></Message>", b"</Code><Message/>") == clean
+    assert emu.stats().faults == {"malformed": 1}
 
 
 def test_latency_does_not_serialise_connections(make_emulator: MakeEmulator) -> None:

@@ -43,7 +43,8 @@ logger = logging.getLogger(__name__)
 #: DescribeMediaJob takes at most this many comma-separated ids.
 MAX_LOOKUP_IDS = 10
 
-_STRAY_MESSAGE = re.compile(rb"(<JobsDetail><Code>[^<]*</Code>)<Message/>")
+# The seed document's typo: `<Code>Success</Code></Message>` where `<Message/>` belongs.
+_STRAY_MESSAGE = re.compile(rb"(<JobsDetail><Code>[^<]*</Code>)<Message(?:/>|>[^<]*</Message>)")
 _HOST_BUCKET = re.compile(r"^([^.]+)\.(?:ci|cos)\.[^.]+\.myqcloud\.com(?::\d+)?$", re.IGNORECASE)
 
 
@@ -374,7 +375,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif truncate < faults.truncate_rate:
             fault, body = "truncate", body[: max(1, len(body) // 2)]
         elif malformed < faults.malformed_rate:
-            fault, body = "malformed", _STRAY_MESSAGE.sub(rb"\1</Message>", body)
+            malformed_body = _STRAY_MESSAGE.sub(rb"\1</Message>", body)
+            if malformed_body != body:  # a page without jobs has nothing to garble
+                fault, body = "malformed", malformed_body
         self.server.record(200, fault=fault)
         self._headers(200, len(body), request_id)
         self.end_headers()
