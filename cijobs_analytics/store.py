@@ -1,0 +1,677 @@
+"""The incremental export: keep a partitioned Parquet dataset of every job current.
+
+The API filters on creation time only, and a job created on Monday can turn from Running to
+Failed on Tuesday. So each run of :func:`export`
+
+1. **discovers** what the coverage ledger lacks for each (tag, queue): the first run covers
+   ``since`` to now; later runs go from the watermark (the end of the covered range) to now,
+   starting ``overlap`` (10 minutes) behind it for jobs the service lists late, and fill any gap
+   a failed run left;
+2. **refreshes** the jobs still open in the dataset (Submitted, Running, Pause) at the least
+   cost: by id through ``get_jobs`` (10 ids a request) or by re-reading only the covered windows
+   that hold them, whichever takes fewer requests (window costs come from the ledger's counts);
+   an open job the service no longer knows gets ``not_found_at`` and is kept, and is not looked
+   up again (a later listing that returns it replaces the mark);
+3. **upserts** rows into ``jobs/date=YYYY-MM-DD/`` (see :mod:`._partitions` for the rewrite
+   protocol and which row wins), then records the covered windows (see :mod:`._ledger`).
+
+A run holds the dataset's lock (:mod:`._lock`) throughout and records itself in the runs ledger
+whether it succeeds or fails. A ``kill -9`` at any moment leaves a readable dataset: partitions
+change by rename only, and the ledger claims a window only once its rows are durable; the next
+run removes leftover temporary files, compacts partitions with more than one file and fetches
+what the ledger does not yet hold.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import _partitions as parts
+from ._ledger import (
+    LEDGER_DIR,
+    CoverageKey,
+    Window,
+    add_coverage,
+    append_run,
+    covered_ranges,
+    missing_ranges,
+    read_coverage,
+)
+from ._lock import DatasetLock
+from ._status import DatasetStatus, read_status
+from ._times import TimeLike, parse_span, resolve_since, to_utc, utc_now
+from .errors import ConfigError, StoreError
+from .fetch import SliceResult, iter_slices
+from .ratelimit import TokenBucket
+from .schema import JOBS_SCHEMA, OPEN_STATES, SCHEMA_VERSION, STATES, TAGS
+
+if TYPE_CHECKING:
+    from .client import CIClient, ClientStats
+
+__all__ = ["DEFAULT_OVERLAP", "DatasetStatus", "ExportResult", "export", "read_status"]
+
+logger = logging.getLogger(__name__)
+
+#: How far behind the watermark each run re-reads, for jobs the service lists late.
+DEFAULT_OVERLAP = timedelta(minutes=10)
+#: Rows buffered before the touched partitions are rewritten; bounds the export's memory.
+BATCH_ROWS = 50_000
+#: Seconds between flushes when rows come slowly, so a long run's progress is kept.
+FLUSH_SECONDS = 60.0
+#: Ids a ``get_jobs`` request takes.
+IDS_PER_REQUEST = 10
+
+_OPEN_COLUMNS = (
+    "job_id",
+    "tag",
+    "queue_id",
+    "state",
+    "creation_time",
+    "fetched_at",
+    "not_found_at",
+)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What one export run did.
+
+    Attributes:
+        dataset: the dataset directory.
+        started: when the run started (UTC).
+        finished: when it finished (UTC).
+        requests: HTTP requests made, retries included.
+        retries: requests that repeated a failed one.
+        rows_written: rows in the partition files written.
+        jobs_new: jobs the dataset did not hold before.
+        jobs_updated: stored jobs whose row changed (a new state, or marked not found).
+        partitions_rewritten: partitions written (changed or compacted).
+        open_jobs: jobs still open in the dataset after the run.
+        windows_covered: coverage windows recorded (listing slices fully paged).
+        errors: problems that did not stop the run (e.g. rows without a creation time).
+    """
+
+    dataset: Path
+    started: datetime
+    finished: datetime
+    requests: int
+    retries: int
+    rows_written: int
+    jobs_new: int
+    jobs_updated: int
+    partitions_rewritten: int
+    open_jobs: int
+    windows_covered: int
+    errors: tuple[str, ...] = ()
+
+    @property
+    def elapsed_s(self) -> float:
+        """Wall time of the run in seconds."""
+        return (self.finished - self.started).total_seconds()
+
+    def __str__(self) -> str:
+        text = (
+            f"export to {self.dataset}: {self.jobs_new} new and {self.jobs_updated} updated "
+            f"jobs, {self.rows_written} rows written in {self.partitions_rewritten} partitions, "
+            f"{self.windows_covered} windows covered, {self.open_jobs} jobs still open; "
+            f"{self.requests} requests ({self.retries} retries) in {self.elapsed_s:.1f} s"
+        )
+        if self.errors:
+            text += "; " + "; ".join(self.errors)
+        return text
+
+
+@dataclass
+class _OpenJob:
+    job_id: str
+    tag: str
+    queue_id: str | None
+    creation_time: datetime
+
+
+@dataclass
+class _Counters:
+    rows_written: int = 0
+    jobs_new: int = 0
+    jobs_updated: int = 0
+    partitions: int = 0
+    windows: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def export(
+    client: CIClient,
+    dataset: str | Path,
+    since: TimeLike | None = None,
+    until: TimeLike | None = None,
+    tags: Iterable[str] | None = None,
+    queue_ids: Iterable[str] | None = None,
+    states: Iterable[str] | None = None,
+    workers: int = 8,
+    qps: float | None = None,
+    progress: bool = True,
+    *,
+    overlap: timedelta | str = DEFAULT_OVERLAP,
+    batch_rows: int = BATCH_ROWS,
+) -> ExportResult:
+    """Bring a Parquet dataset of jobs up to date; safe to run from cron.
+
+    Args:
+        client: the client of the bucket and region to export.
+        dataset: the dataset directory (created on the first run).
+        since: where coverage starts: an ISO time or a span back from now (``7d``). Needed on
+            the first run; later runs default to where the dataset's coverage starts.
+        until: cap the range at this time (default: now).
+        tags: job types; None means the 19 documented ones.
+        queue_ids: queues to list one by one; None lists every queue at once.
+        states: keep only jobs in these states. Coverage is then recorded for that filter only,
+            and open jobs are refreshed by id.
+        workers: requests in flight at once.
+        qps: the most requests per second; None for no limit until the service throttles.
+        progress: show progress bars while listing.
+        overlap: how far behind the watermark to re-read (a span such as ``10min``).
+        batch_rows: rows buffered before the touched partitions are rewritten: fewer use less
+            memory and save progress more often, more rewrite each partition less often.
+
+    Returns:
+        An :class:`ExportResult` with the counts and the requests made.
+
+    Raises:
+        ConfigError: an argument is invalid, or the first run has no ``since``.
+        StoreError: another export holds the lock, or the dataset holds foreign or newer files.
+        APIError: the service refused a request or kept failing (the run is recorded as
+            failed; what was fetched before is kept).
+        TransportError: the network kept failing.
+
+    Example:
+        >>> result = export(client, "jobs_dataset", since="7d")  # doctest: +SKIP
+        >>> print(result)  # doctest: +SKIP
+    """
+    root = Path(dataset)
+    started = utc_now()
+    now = started.replace(microsecond=0)
+    lower = _floor(resolve_since(since, now=now)) if since is not None else None
+    upper = now + timedelta(seconds=1)
+    if until is not None:
+        upper = min(upper, _ceil(to_utc(until, name="until")))
+    if lower is not None and lower >= upper:
+        raise ConfigError(
+            f"since ({lower.isoformat()}) is not before the end ({upper.isoformat()})"
+        )
+    lag = parse_span(overlap) if isinstance(overlap, str) else overlap
+    if not isinstance(lag, timedelta) or lag < timedelta(0):
+        raise ConfigError(f"overlap must be a span such as 10min, got {overlap!r}")
+    tag_list = sorted(set(TAGS if tags is None else _names(tags, "tags")))
+    queue_list = [None] if queue_ids is None else sorted(set(_names(queue_ids, "queue_ids")))
+    state_list = None if states is None else sorted(set(_names(states, "states")))
+    if state_list is not None and not set(state_list) <= set(STATES):
+        raise ConfigError(f"states must be among {', '.join(STATES)}, got {state_list}")
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ConfigError(f"workers must be a positive integer, got {workers!r}")
+    if not isinstance(batch_rows, int) or isinstance(batch_rows, bool) or batch_rows < 1:
+        raise ConfigError(f"batch_rows must be a positive integer, got {batch_rows!r}")
+    if lower is None and not (root / LEDGER_DIR / "coverage.parquet").exists():
+        raise ConfigError(
+            f"{root} has no coverage yet: the first export needs since (e.g. --since 7d)"
+        )
+    arguments = {
+        "since": None if since is None else str(since),
+        "until": None if until is None else str(until),
+        "tags": None if tags is None else tag_list,
+        "queue_ids": None if queue_ids is None else queue_list,
+        "states": state_list,
+        "overlap_s": lag.total_seconds(),
+        "workers": workers,
+        "qps": qps,
+    }
+    run = _Run(client, root, state_list, workers, qps, progress, batch_rows)
+    with DatasetLock(root):
+        before = client.stats
+        try:
+            run.prepare()
+            keys = [
+                CoverageKey(client.bucket, client.region, tag, queue, run.states_key)
+                for tag in tag_list
+                for queue in queue_list
+            ]
+            plan = run.plan_discovery(keys, lower, upper, lag)
+            open_jobs = run.scan_open(tag_list, queue_list)
+            run.discover(plan)
+            run.refresh([job for job in open_jobs if not _in_plan(job, plan)], plan)
+            run.flush()
+            remaining = len(run.scan_open(tag_list, queue_list))
+        except BaseException as exc:
+            run.abort(exc, started, arguments, client.stats, before)
+            raise
+        after = client.stats
+        result = ExportResult(
+            dataset=root,
+            started=started,
+            finished=utc_now(),
+            requests=after.requests - before.requests,
+            retries=after.retries - before.retries,
+            rows_written=run.counts.rows_written,
+            jobs_new=run.counts.jobs_new,
+            jobs_updated=run.counts.jobs_updated,
+            partitions_rewritten=run.counts.partitions,
+            open_jobs=remaining,
+            windows_covered=run.counts.windows,
+            errors=tuple(run.counts.errors),
+        )
+        append_run(root, _run_row(result, "ok", "", arguments))
+    logger.info("%s", result)
+    return result
+
+
+class _Run:
+    """The state of one export run while it holds the lock."""
+
+    def __init__(
+        self,
+        client: CIClient,
+        root: Path,
+        states: list[str] | None,
+        workers: int,
+        qps: float | None,
+        progress: bool,
+        batch_rows: int,
+    ) -> None:
+        self.client = client
+        self.batch_rows = batch_rows
+        self.root = root
+        self.states = states
+        self.states_key = ",".join(states) if states is not None else None
+        self.workers = workers
+        self.qps = qps
+        self.progress = progress
+        self.counts = _Counters()
+        self.ledger: list[Window] = []
+        self._rows: dict[date, list[pa.Table]] = defaultdict(list)
+        self._buffered = 0
+        self._missing: dict[date, set[str]] = defaultdict(set)
+        self._marked_at: datetime | None = None
+        self._windows: list[Window] = []
+        self._last_flush = time.monotonic()
+
+    def prepare(self) -> None:
+        """Clear what a killed run left: temporary files, partitions of several files."""
+        removed = parts.remove_temporaries(self.root)
+        if removed:
+            logger.info("removed %d temporary files left by an interrupted export", removed)
+        for day, files in parts.list_partitions(self.root).items():
+            stale = any(parts.file_schema_version(p)[1] < SCHEMA_VERSION for p in files)
+            if len(files) > 1 or stale:
+                self._rewrite(day, files, JOBS_SCHEMA.empty_table(), compact=True)
+        self.ledger = read_coverage(self.root)
+
+    def plan_discovery(
+        self,
+        keys: Sequence[CoverageKey],
+        lower: datetime | None,
+        upper: datetime,
+        lag: timedelta,
+    ) -> dict[CoverageKey, list[tuple[datetime, datetime]]]:
+        """The creation-time ranges each key must list this run."""
+        if lower is None:
+            starts = [w.start for w in self.ledger]
+            if not starts:
+                raise ConfigError(
+                    f"{self.root} has no coverage yet: the first export needs since "
+                    "(e.g. --since 7d)"
+                )
+            lower = min(starts)
+        plan: dict[CoverageKey, list[tuple[datetime, datetime]]] = {}
+        for key in keys:
+            covered = covered_ranges(self.ledger, key)
+            ranges = missing_ranges(covered, lower, upper)
+            if covered and lag > timedelta(0):
+                mark = min(covered[-1][1], upper)
+                ranges.append((max(lower, mark - lag), mark))
+            plan[key] = _union(r for r in ranges if r[0] < r[1])
+        return plan
+
+    def scan_open(self, tags: Sequence[str], queues: Sequence[str | None]) -> list[_OpenJob]:
+        """The stored jobs of this run's tags and queues that are open and not marked gone."""
+        tag_set = pa.array(tags, pa.string())
+        found: list[_OpenJob] = []
+        for files in parts.list_partitions(self.root).values():
+            table = parts.dedupe(parts.read_partition(files, _OPEN_COLUMNS))
+            mask = pc.and_(
+                pc.is_in(table["state"], pa.array(OPEN_STATES, pa.string())),
+                pc.and_(pc.is_null(table["not_found_at"]), pc.is_in(table["tag"], tag_set)),
+            )
+            if queues != [None]:
+                mask = pc.and_(mask, pc.is_in(table["queue_id"], pa.array(queues, pa.string())))
+            for row in table.filter(pc.fill_null(mask, False)).to_pylist():
+                found.append(
+                    _OpenJob(row["job_id"], row["tag"], row["queue_id"], row["creation_time"])
+                )
+        return found
+
+    def discover(self, plan: dict[CoverageKey, list[tuple[datetime, datetime]]]) -> None:
+        """List every planned range, grouping keys that need the same ranges into one call."""
+        groups: dict[tuple[tuple[datetime, datetime], ...], list[CoverageKey]] = defaultdict(list)
+        for key, ranges in plan.items():
+            if ranges:
+                groups[tuple(ranges)].append(key)
+        for spans, keys in sorted(groups.items(), key=lambda item: item[0][0]):
+            for tags, queues in _cross_products(keys):
+                for start, end in spans:
+                    self._consume(self._list(start, end, tags, queues, self.states))
+
+    def refresh(
+        self,
+        jobs: Sequence[_OpenJob],
+        plan: dict[CoverageKey, list[tuple[datetime, datetime]]],
+    ) -> None:
+        """Bring the open jobs up to date, by id or by window, whichever costs fewer requests."""
+        if not jobs:
+            return
+        by_window: dict[tuple[CoverageKey, datetime, datetime], list[_OpenJob]] = defaultdict(list)
+        costs: dict[tuple[CoverageKey, datetime, datetime], int] = {}
+        loose: list[_OpenJob] = []
+        for job in jobs:
+            key = CoverageKey(
+                self.client.bucket,
+                self.client.region,
+                job.tag,
+                None if self._queues(plan) == [None] else job.queue_id,
+                self.states_key,
+            )
+            window = None if self.states is not None else _window_of(self.ledger, key, job)
+            if window is None:
+                loose.append(job)
+                continue
+            span = (key, window.start, window.end)
+            by_window[span].append(job)
+            costs[span] = window.cost
+        reread = _choose_windows(by_window, costs, loose)
+        by_id = loose + [job for span, js in by_window.items() if span not in reread for job in js]
+        logger.info(
+            "refreshing %d open jobs: %d by id, %d windows re-read",
+            len(jobs),
+            len(by_id),
+            len(reread),
+        )
+        for key, start, end in sorted(reread, key=lambda s: (s[0].tag, s[1])):
+            # Whatever of the window this run's discovery already lists needs no second read.
+            for lo, hi in missing_ranges(plan.get(key, []), start, end):
+                queues = None if key.queue is None else [key.queue]
+                self._consume(self._list(lo, hi, [key.tag], queues, None))
+        self._lookup(by_id)
+
+    def flush(self) -> None:
+        """Upsert the buffered rows into their partitions, then record the covered windows."""
+        current = parts.list_partitions(self.root) if (self._rows or self._missing) else {}
+        for day in sorted(set(self._rows) | set(self._missing)):
+            tables = self._rows.pop(day, [])
+            incoming = pa.concat_tables(tables) if tables else JOBS_SCHEMA.empty_table()
+            self._rewrite(
+                day, current.get(day, []), incoming, missing=self._missing.pop(day, set())
+            )
+        self._buffered = 0
+        if self._windows:
+            self.ledger = add_coverage(self.root, self.ledger, self._windows)
+            self.counts.windows += len(self._windows)
+            self._windows = []
+        self._last_flush = time.monotonic()
+
+    def abort(
+        self,
+        exc: BaseException,
+        started: datetime,
+        arguments: dict[str, Any],
+        stats: ClientStats,
+        before: ClientStats,
+    ) -> None:
+        """Keep what was fully fetched and record the run as failed; never raises."""
+        try:
+            if not isinstance(exc, StoreError):
+                self.flush()
+        except Exception:  # the original error is the one to report
+            logger.exception("could not save the rows fetched before the failure")
+        message = f"{type(exc).__name__}: {exc}"
+        row = {
+            "started": started,
+            "finished": utc_now(),
+            "status": "failed",
+            "requests": stats.requests - before.requests,
+            "retries": stats.retries - before.retries,
+            "rows": self.counts.rows_written,
+            "jobs_new": self.counts.jobs_new,
+            "jobs_updated": self.counts.jobs_updated,
+            "partitions_rewritten": self.counts.partitions,
+            "windows": self.counts.windows,
+            "open_jobs": None,
+            "errors": message,
+            "arguments": json.dumps(arguments, sort_keys=True),
+        }
+        try:
+            append_run(self.root, row)
+        except Exception:  # same: keep the original error
+            logger.exception("could not record the failed run")
+
+    def _list(
+        self,
+        start: datetime,
+        end: datetime,
+        tags: Sequence[str],
+        queues: Sequence[str | None] | None,
+        states: Sequence[str] | None,
+    ) -> Iterator[SliceResult]:
+        return iter_slices(
+            self.client,
+            start,
+            end,
+            tags=tags,
+            queue_ids=None if queues is None or list(queues) == [None] else list(queues),  # type: ignore[arg-type]
+            states=states,
+            workers=self.workers,
+            qps=self.qps,
+            progress=self.progress,
+        )
+
+    def _consume(self, results: Iterable[SliceResult]) -> None:
+        for result in results:
+            piece = result.slice
+            self._add_rows(result.table)
+            self._windows.append(
+                Window(
+                    CoverageKey(
+                        self.client.bucket,
+                        self.client.region,
+                        piece.tag,
+                        piece.queue_id,
+                        self.states_key,
+                    ),
+                    piece.start,
+                    piece.end,
+                    result.table.num_rows,
+                    result.pages,
+                    utc_now(),
+                )
+            )
+            if (
+                self._buffered >= self.batch_rows
+                or time.monotonic() - self._last_flush > FLUSH_SECONDS
+            ):
+                self.flush()
+
+    def _lookup(self, jobs: Sequence[_OpenJob]) -> None:
+        by_tag: dict[str, list[_OpenJob]] = defaultdict(list)
+        for job in jobs:
+            by_tag[job.tag].append(job)
+        limiter = TokenBucket(self.qps)
+        for tag in sorted(by_tag):
+            group = by_tag[tag]
+            # A request takes ids of one processing family only; one tag is one family.
+            for i in range(0, len(group), IDS_PER_REQUEST * 100):
+                chunk = group[i : i + IDS_PER_REQUEST * 100]
+                lookup = self.client.get_jobs([job.job_id for job in chunk], limiter=limiter)
+                self._add_rows(lookup.table)
+                if lookup.missing:
+                    self._marked_at = utc_now()
+                    days = {job.job_id: job.creation_time.date() for job in chunk}
+                    for job_id in lookup.missing:
+                        if job_id in days:
+                            self._missing[days[job_id]].add(job_id)
+                if self._buffered >= self.batch_rows:
+                    self.flush()
+
+    def _add_rows(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        rows = parts.conform(table)
+        undated = rows.num_rows - pc.count(rows["creation_time"]).as_py()
+        if undated:
+            self.counts.errors.append(f"{undated} jobs without a creation time were not stored")
+        for day, piece in parts.split_by_date(rows).items():
+            self._rows[day].append(piece)
+            self._buffered += piece.num_rows
+
+    def _rewrite(
+        self,
+        day: date,
+        files: Sequence[Path],
+        incoming: pa.Table,
+        *,
+        missing: set[str] | None = None,
+        compact: bool = False,
+    ) -> None:
+        existing = parts.read_partition(files)
+        outcome = parts.merge_rows(
+            existing,
+            incoming,
+            not_found=frozenset(missing or ()),
+            marked_at=self._marked_at,
+            compact=compact or len(files) > 1,
+        )
+        if not outcome.changed:
+            return
+        parts.write_partition(self.root, day, outcome.table, files)
+        self.counts.rows_written += outcome.table.num_rows
+        self.counts.jobs_new += outcome.jobs_new
+        self.counts.jobs_updated += outcome.jobs_updated
+        self.counts.partitions += 1
+
+    def _queues(self, plan: dict[CoverageKey, list[tuple[datetime, datetime]]]) -> list[str | None]:
+        return sorted({key.queue for key in plan}, key=lambda q: q or "") or [None]
+
+
+def _choose_windows(
+    by_window: dict[tuple[CoverageKey, datetime, datetime], list[_OpenJob]],
+    costs: dict[tuple[CoverageKey, datetime, datetime], int],
+    loose: Sequence[_OpenJob],
+) -> set[tuple[CoverageKey, datetime, datetime]]:
+    """The windows to re-read: the cheapest of all-by-id, all-by-window and a greedy mix."""
+
+    def price(reread: set[tuple[CoverageKey, datetime, datetime]]) -> int:
+        per_tag: dict[str, int] = defaultdict(int)
+        for job in loose:
+            per_tag[job.tag] += 1
+        for span, jobs in by_window.items():
+            if span not in reread:
+                for job in jobs:
+                    per_tag[job.tag] += 1
+        lookups = sum(math.ceil(n / IDS_PER_REQUEST) for n in per_tag.values())
+        return lookups + sum(costs[span] for span in reread)
+
+    plans = [
+        set(),
+        {span for span, jobs in by_window.items() if len(jobs) >= IDS_PER_REQUEST * costs[span]},
+        set(by_window),
+    ]
+    # On a tie the plan with fewer re-reads wins: a lookup by id costs exactly what was priced.
+    return min(plans, key=lambda plan: (price(plan), len(plan)))
+
+
+def _window_of(ledger: Sequence[Window], key: CoverageKey, job: _OpenJob) -> Window | None:
+    """The cheapest covered window of ``key`` that holds the job's creation time."""
+    best = None
+    for window in ledger:
+        holds = key.covered_by(window.key) and window.start <= job.creation_time < window.end
+        if holds and (best is None or window.cost < best.cost):
+            best = window
+    return best
+
+
+def _in_plan(job: _OpenJob, plan: dict[CoverageKey, list[tuple[datetime, datetime]]]) -> bool:
+    """Whether this run's discovery lists the job anyway (so it needs no refresh)."""
+    for key, ranges in plan.items():
+        ours = key.tag == job.tag and key.queue in (None, job.queue_id)
+        if ours and any(lo <= job.creation_time < hi for lo, hi in ranges):
+            return True
+    return False
+
+
+def _cross_products(
+    keys: Sequence[CoverageKey],
+) -> list[tuple[list[str], list[str | None]]]:
+    """Split keys into (tags, queues) groups whose cross product is exactly those keys."""
+    tags = sorted({k.tag for k in keys})
+    queues = sorted({k.queue for k in keys}, key=lambda q: q or "")
+    if len(keys) == len(tags) * len(queues):
+        return [(tags, queues)]
+    by_queue: dict[str | None, list[str]] = defaultdict(list)
+    for key in keys:
+        by_queue[key.queue].append(key.tag)
+    return [(sorted(t), [q]) for q, t in sorted(by_queue.items(), key=lambda i: i[0] or "")]
+
+
+def _union(ranges: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    merged: list[tuple[datetime, datetime]] = []
+    for start, end in sorted(ranges):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _names(values: Iterable[str], what: str) -> list[str]:
+    if isinstance(values, str):
+        values = [values]
+    out = list(values)
+    if not out or not all(isinstance(v, str) and v.strip() for v in out):
+        raise ConfigError(f"{what} must be non-empty strings, got {out!r}")
+    return [v.strip() for v in out]
+
+
+def _floor(value: datetime) -> datetime:
+    return value.replace(microsecond=0)
+
+
+def _ceil(value: datetime) -> datetime:
+    return _floor(value) + timedelta(seconds=1) if value.microsecond else value
+
+
+def _run_row(
+    result: ExportResult, status: str, errors: str, arguments: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "started": result.started,
+        "finished": result.finished,
+        "status": status,
+        "requests": result.requests,
+        "retries": result.retries,
+        "rows": result.rows_written,
+        "jobs_new": result.jobs_new,
+        "jobs_updated": result.jobs_updated,
+        "partitions_rewritten": result.partitions_rewritten,
+        "windows": result.windows_covered,
+        "open_jobs": result.open_jobs,
+        "errors": errors or "; ".join(result.errors) or None,
+        "arguments": json.dumps(arguments, sort_keys=True),
+    }
