@@ -468,6 +468,22 @@ def test_wrong_key_and_tampered_request_are_denied(emulator: Emulator) -> None:
     assert error_code(other_host) == "AccessDenied"
 
 
+def test_signature_in_the_query_string(emulator: Emulator) -> None:
+    """The q-* fields may travel as query parameters instead of the Authorization header."""
+    params = [("tag", "Snapshot"), ("size", "3")]
+    auth = sign(emulator.credentials, "GET", "/jobs", params, {"host": emulator.host_header})
+    fields = [tuple(part.split("=", 1)) for part in auth.split("&")]
+    resp = call(emulator, [*params, *fields], authorization="")
+    assert resp.status_code == 200
+    assert len(page_ids(resp.content)[0]) == 3
+
+
+def test_other_methods_are_refused(emulator: Emulator) -> None:
+    resp = requests.post(f"{emulator.url}/jobs", data=b"<x/>", timeout=5)
+    assert (resp.status_code, error_code(resp)) == (405, "MethodNotAllowed")
+    assert resp.headers["x-ci-trace-id"]
+
+
 def test_unsigned_parameters_are_ignored(emulator: Emulator) -> None:
     """A parameter outside q-url-param-list is not covered by the signature (and ignored)."""
     resp = call(
@@ -702,6 +718,7 @@ def test_rendered_jobs_cover_the_documented_shapes(emulator: Emulator) -> None:
     assert any(d.find("Operation/MediaInfo/Stream/Subtitle/Index") is not None for d in details)
     assert any(d.findtext("Operation/MediaInfo/Stream/Video/AvgFps") == "24/1" for d in details)
     assert any(len(d.findall("Operation/WatermarkTemplateId")) >= 2 for d in details)
+    assert any(d.findtext("Operation/DigitalWatermark/State") for d in details)
     assert any(len(d.findall("Operation/MediaResult/OutputFile/ObjectName")) > 2 for d in details)
     assert any(
         d.find("Workflow/WorkflowId") is not None and d.find("Input/CosHeaders") is not None

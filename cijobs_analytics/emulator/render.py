@@ -364,6 +364,14 @@ def _operation(rng: random.Random, job: EmulatedJob) -> str:
                 "<RemoveWatermark><Dx>150</Dx><Dy>150</Dy><Width>75</Width><Height>75</Height>"
                 "</RemoveWatermark>"
             )
+        if rng.random() < 0.08:
+            # A nested State and Message that a careless "first <State> anywhere" read trips on.
+            sub_state = "Running" if job.is_open else rng.choice(("Success", "Success", "Failed"))
+            parts.append(
+                "<DigitalWatermark><Type>Text</Type><Message>123456789ab</Message>"
+                "<Version>V1</Version><IgnoreError>true</IgnoreError>"
+                f"<State>{sub_state}</State></DigitalWatermark>"
+            )
     parts.append(_tag_block(rng, job))
     pattern, names_out = _outputs(rng, job)
     bucket, region = escape(job.bucket), escape(job.region)
