@@ -201,18 +201,15 @@ def _decode_token(token: str, digest: str) -> tuple[int, str]:
 
 
 class _Index:
-    """Job ids of one (tag, queue) sorted by (creation second, job_id)."""
+    """The (creation second, job_id) keys of one (tag, queue), sorted."""
 
-    __slots__ = ("ids", "keys")
+    __slots__ = ("keys",)
 
     def __init__(self) -> None:
         self.keys: list[tuple[int, str]] = []
-        self.ids: list[str] = []
 
     def add(self, key: tuple[int, str]) -> None:
-        pos = bisect.bisect_left(self.keys, key)
-        self.keys.insert(pos, key)
-        self.ids.insert(pos, key[1])
+        bisect.insort(self.keys, key)
 
 
 class JobStore:
@@ -247,9 +244,8 @@ class JobStore:
                 index = self._indexes.get(index_key)
                 if index is None:
                     index = self._indexes[index_key] = _Index()
-                # Appending in sorted order keeps the lists sorted without bisecting.
+                # Appending in sorted order keeps the list sorted without bisecting.
                 index.keys.append(key)
-                index.ids.append(job.job_id)
 
     def __len__(self) -> int:
         with self._lock:
@@ -312,7 +308,7 @@ class JobStore:
             page: list[EmulatedJob] = []
             more = False
             for pos in positions:
-                job = self._jobs[index.ids[pos]]
+                job = self._jobs[keys[pos][1]]
                 if not self._matches(job, query):
                     continue
                 if len(page) == query.size:
