@@ -7,7 +7,9 @@ questions with DuckDB and matplotlib.
 
 from __future__ import annotations
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 from .config import Credentials
 from .errors import (
@@ -24,6 +26,26 @@ from .errors import (
     TransportError,
 )
 from .schema import JOBS_SCHEMA, OUTPUTS_SCHEMA, STREAMS_SCHEMA, TAGS
+
+if TYPE_CHECKING:
+    from . import plots, reports
+    from .query import connect
+
+# DuckDB and matplotlib load on first use, so `import cijobs_analytics` (and every
+# `cijobs` command that needs none of them) stays fast.
+_LAZY = {"connect": ("query", "connect"), "plots": ("plots", None), "reports": ("reports", None)}
+
+
+def __getattr__(name: str) -> Any:
+    """Import ``connect``, ``plots`` and ``reports`` when first used."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module_name, attribute = _LAZY[name]
+    module = import_module(f"{__name__}.{module_name}")
+    value = getattr(module, attribute) if attribute else module
+    globals()[name] = value
+    return value
+
 
 try:
     __version__ = version("cijobs_analytics")
@@ -48,4 +70,7 @@ __all__ = [
     "ThrottledError",
     "TransportError",
     "__version__",
+    "connect",
+    "plots",
+    "reports",
 ]

@@ -1,0 +1,162 @@
+"""connect(): the jobs/streams/outputs views over a dataset directory or a single Parquet file."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from job_datasets import T0, job, sample_jobs, stale_versions, write_dataset
+
+from cijobs_analytics import QueryError
+from cijobs_analytics.query import connect, read_arrow, read_frame
+from cijobs_analytics.schema import JOBS_SCHEMA, OUTPUTS_SCHEMA, STREAMS_SCHEMA
+
+
+@pytest.fixture
+def rows() -> list[dict[str, object]]:
+    return sample_jobs(60)
+
+
+@pytest.fixture
+def dataset(tmp_path: Path, rows: list[dict[str, object]]) -> Path:
+    return write_dataset(tmp_path / "ds", rows, stale=stale_versions(rows))
+
+
+def test_jobs_view_has_one_row_per_job_and_the_newest_fetch_wins(
+    dataset: Path, rows: list[dict[str, object]]
+) -> None:
+    with connect(dataset) as con:
+        frame = read_frame(con, "SELECT job_id, state, fetched_at FROM jobs ORDER BY job_id")
+    assert frame["job_id"].tolist() == sorted(str(r["job_id"]) for r in rows)
+    expected = {str(r["job_id"]): r["state"] for r in rows}
+    assert dict(zip(frame["job_id"], frame["state"], strict=True)) == expected
+    # The stale copies were fetched a day earlier; none of them may surface.
+    assert (frame["fetched_at"] == rows[0]["fetched_at"]).all()
+
+
+def test_jobs_view_columns_are_those_of_jobs_schema_without_the_partition_column(
+    dataset: Path,
+) -> None:
+    with connect(dataset) as con:
+        table = read_arrow(con, "SELECT * FROM jobs LIMIT 1")
+    assert table.schema.names == JOBS_SCHEMA.names
+    assert "date" not in table.schema.names
+    assert table.schema.field("creation_time").type == pa.timestamp("us", tz="UTC")
+
+
+def test_timestamps_arrive_in_pandas_as_utc(dataset: Path) -> None:
+    with connect(dataset) as con:
+        frame = read_frame(con, "SELECT min(creation_time) AS first FROM jobs")
+    assert str(frame["first"].dtype) == "datetime64[us, UTC]"
+
+
+def test_streams_and_outputs_views_unnest_every_element_with_its_job_id(
+    dataset: Path, rows: list[dict[str, object]]
+) -> None:
+    with connect(dataset) as con:
+        streams = read_frame(con, "SELECT * FROM streams ORDER BY job_id, index")
+        outputs = read_frame(con, "SELECT * FROM outputs ORDER BY job_id, object_name")
+    assert list(streams.columns) == STREAMS_SCHEMA.names
+    assert list(outputs.columns) == OUTPUTS_SCHEMA.names
+    assert len(streams) == sum(len(r["streams"]) for r in rows)  # type: ignore[arg-type]
+    assert len(outputs) == sum(len(r["output_files"]) for r in rows)  # type: ignore[arg-type]
+    multi = next(r for r in rows if len(r["output_files"]) == 3)  # type: ignore[arg-type]
+    mine = outputs[outputs["job_id"] == multi["job_id"]]["object_name"].tolist()
+    assert mine == [f"{multi['job_id']}/{i}.mp4" for i in range(3)]
+
+
+def test_a_single_parquet_file_is_a_dataset_too(tmp_path: Path) -> None:
+    older = job("dup", T0, state="Running", fetched_at=T0 + timedelta(hours=1))
+    newer = job("dup", T0, state="Success", fetched_at=T0 + timedelta(hours=2))
+    path = tmp_path / "one.parquet"
+    pq.write_table(pa.Table.from_pylist([newer, older, job("other", T0)], schema=JOBS_SCHEMA), path)
+    with connect(path) as con:
+        frame = read_frame(con, "SELECT job_id, state FROM jobs ORDER BY job_id")
+    assert frame.to_dict("records") == [
+        {"job_id": "dup", "state": "Success"},
+        {"job_id": "other", "state": "Success"},
+    ]
+
+
+@pytest.mark.parametrize("make_jobs_dir", [False, True])
+def test_a_dataset_without_parquet_files_has_empty_typed_views(
+    tmp_path: Path, make_jobs_dir: bool
+) -> None:
+    root = tmp_path / "empty"
+    root.mkdir()
+    if make_jobs_dir:
+        (root / "jobs" / "date=2026-11-01").mkdir(parents=True)
+        (root / "jobs" / "date=2026-11-01" / "part-x.parquet.tmp").write_bytes(b"junk")
+    with connect(root) as con:
+        jobs = read_arrow(con, "SELECT * FROM jobs")
+        streams = read_frame(con, "SELECT * FROM streams")
+    assert jobs.num_rows == 0
+    assert jobs.schema.names == JOBS_SCHEMA.names
+    assert jobs.schema.field("creation_time").type == pa.timestamp("us", tz="UTC")
+    assert streams.empty
+    assert list(streams.columns) == STREAMS_SCHEMA.names
+
+
+def test_a_missing_path_is_refused_with_its_name(tmp_path: Path) -> None:
+    with pytest.raises(QueryError, match="no-such-dataset"):
+        connect(tmp_path / "no-such-dataset")
+
+
+def test_a_path_with_glob_characters_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "data[1]"
+    root.mkdir()
+    with pytest.raises(QueryError, match="glob"):
+        connect(root)
+
+
+def test_a_path_with_a_quote_is_read_safely(tmp_path: Path) -> None:
+    root = write_dataset(tmp_path / "o'brien", [job("a", T0)], tmp_file=False)
+    with connect(root) as con:
+        assert read_frame(con, "SELECT count(*) AS n FROM jobs")["n"].tolist() == [1]
+
+
+def test_a_file_that_is_not_parquet_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "notes.parquet"
+    path.write_text("not parquet")
+    with pytest.raises(QueryError, match="query failed"):
+        connect(path)
+
+
+def test_a_parquet_file_without_job_columns_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.parquet"
+    pq.write_table(pa.table({"x": [1]}), path)
+    with pytest.raises(QueryError, match="job_id"):
+        connect(path)
+
+
+def test_failed_sql_becomes_a_query_error_with_the_cause_chained(dataset: Path) -> None:
+    with connect(dataset) as con, pytest.raises(QueryError, match="query failed") as info:
+        read_frame(con, "SELECT no_such_column FROM jobs")
+    assert info.value.__cause__ is not None
+
+
+def test_read_frame_refuses_something_that_is_not_a_connection() -> None:
+    with pytest.raises(QueryError, match="DuckDB connection"):
+        read_frame("jobs_dataset/", "SELECT 1")  # type: ignore[arg-type]
+
+
+def test_ledger_views_appear_when_the_ledger_files_exist(dataset: Path) -> None:
+    (dataset / "_ledger").mkdir()
+    pq.write_table(
+        pa.table({"tag": ["Transcode"], "jobs": [3]}), dataset / "_ledger/coverage.parquet"
+    )
+    with connect(dataset) as con:
+        assert read_frame(con, "SELECT jobs FROM coverage")["jobs"].tolist() == [3]
+        with pytest.raises(QueryError):
+            read_frame(con, "SELECT * FROM runs")
+
+
+def test_views_see_files_added_after_connecting(dataset: Path) -> None:
+    with connect(dataset) as con:
+        before = int(read_frame(con, "SELECT count(*) AS n FROM jobs")["n"].iat[0])
+        write_dataset(dataset, [job("late", T0 + timedelta(days=5))], tmp_file=False)
+        after = int(read_frame(con, "SELECT count(*) AS n FROM jobs")["n"].iat[0])
+    assert after == before + 1
