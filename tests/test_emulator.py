@@ -9,9 +9,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import http.client
+import logging
 import os
 import re
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -653,6 +656,23 @@ def test_latency_does_not_serialise_connections(make_emulator: MakeEmulator) -> 
     elapsed = time.monotonic() - started
     assert statuses == [200] * 8
     assert 0.3 <= elapsed < 1.5
+
+
+def test_a_client_hanging_up_is_routine(
+    make_emulator: MakeEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that goes away before its answer leaves no error and the server keeps serving."""
+    caplog.set_level(logging.DEBUG, logger="cijobs_analytics.emulator")
+    emu = make_emulator(jobs=50, latency_ms=200)
+    auth = sign(emu.credentials, "GET", "/jobs", [("tag", "Transcode")], {"host": emu.host_header})
+    with socket.create_connection(("127.0.0.1", emu.port)) as sock:
+        request = f"GET /jobs?tag=Transcode HTTP/1.1\r\nHost: {emu.host_header}\r\n"
+        sock.sendall(f"{request}Authorization: {auth}\r\n\r\n".encode())
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    time.sleep(0.3)
+    assert call(emu, [("tag", "Transcode")]).status_code == 200
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("went away" in r.getMessage() for r in caplog.records)
 
 
 def test_invalid_fault_settings_are_config_errors() -> None:

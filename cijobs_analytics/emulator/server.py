@@ -22,6 +22,7 @@ import logging
 import random
 import re
 import socket
+import sys
 import threading
 import time
 from collections import Counter
@@ -168,6 +169,14 @@ class EmulatorServer(ThreadingHTTPServer):
         self._connections: set[socket.socket] = set()
         self.reset_stats()
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Log a failed connection; a client that hung up is routine, not a traceback."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | TimeoutError):
+            logger.debug("emulator: client %s went away: %s", client_address, exc)
+            return
+        logger.error("emulator: error serving %s", client_address, exc_info=exc)
+
     # -- settings and bookkeeping (all thread-safe) ------------------------------------------
 
     @property
@@ -287,7 +296,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True  # any request body is left unread
         self._send_error(_ReplyError(405, "MethodNotAllowed", "Only GET is supported."), request_id)
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _refuse_method  # noqa: N815
+    # HEAD is left to the stdlib (501 without a body: a HEAD answer must not carry one).
+    do_POST = do_PUT = do_DELETE = do_PATCH = _refuse_method  # noqa: N815
 
     # -- the answer ----------------------------------------------------------------------------
 
