@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import quote
@@ -724,6 +725,33 @@ def test_generated_history_is_realistic(emulator: Emulator) -> None:
             assert job.end_time is None
         if job.start_time and job.end_time:
             assert job.creation_time <= job.start_time <= job.end_time <= emulator.end
+
+
+def test_distributions_follow_a_busy_bucket() -> None:
+    """A daily cycle in China time, Transcode then Snapshot most common, waits of seconds to
+    minutes, media of 5 s to 2 h."""
+    jobs = Emulator(jobs=6000, days=7, seed=4, end=datetime(2026, 5, 1, tzinfo=UTC)).truth()
+    by_hour = Counter(j.creation_time.astimezone(CHINA).hour for j in jobs)
+    assert by_hour[16] > 2 * by_hour[4]
+    assert [tag for tag, _ in Counter(j.tag for j in jobs).most_common(2)] == [
+        "Transcode",
+        "Snapshot",
+    ]
+    waits = [(j.start_time - j.creation_time).total_seconds() for j in jobs if j.start_time]
+    assert min(waits) >= 0
+    assert max(waits) <= 900
+    assert sorted(waits)[len(waits) // 2] < 60
+    durations = [j.media_duration_s for j in jobs]
+    assert min(durations) >= 5
+    assert max(durations) <= 7200
+
+
+@pytest.mark.slow
+def test_generating_200k_jobs_takes_seconds() -> None:
+    started = time.monotonic()
+    emu = Emulator(jobs=200_000, days=30, seed=1, end=datetime(2026, 5, 1, tzinfo=UTC))
+    assert time.monotonic() - started < 15
+    assert len(emu.truth()) == 200_000
 
 
 def _details(jobs: list[EmulatedJob]) -> list[etree._Element]:
