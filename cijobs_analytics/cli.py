@@ -221,7 +221,7 @@ def emulate_command(
             click.echo("Demo credentials (this server only); to use them in another shell:")
             for line in exports:
                 click.echo(f"  {line}")
-        start, end = emu.start_time.isoformat(), emu.end.isoformat()
+        start, end = emu.history_start.isoformat(), emu.end.isoformat()
         click.echo(
             f"Try: cijobs fetch --endpoint {emu.url} --bucket {emu.bucket} --region {region} "
             f"--start {start} --end {end} --out jobs.parquet"

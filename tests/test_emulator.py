@@ -705,7 +705,8 @@ def test_generated_history_is_realistic(emulator: Emulator) -> None:
     jobs = emulator.truth()
     assert len(jobs) == 600
     assert {j.tag for j in jobs} == set(TAGS)
-    assert all(emulator.end - timedelta(days=2) <= j.creation_time < emulator.end for j in jobs)
+    assert emulator.history_start == emulator.end - timedelta(days=2)
+    assert all(emulator.history_start <= j.creation_time < emulator.end for j in jobs)
     seconds = [j.creation_time for j in jobs]
     assert len(seconds) - len(set(seconds)) >= 20, "bursts share a second"
     assert sum(1 for s in seconds if s.minute == 0 == s.second) >= 5, "hourly schedules"

@@ -6,7 +6,7 @@ import enum
 import secrets
 import threading
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Self
 
@@ -66,6 +66,15 @@ class Emulator:
         host: the address to bind.
         port: the port to bind; 0 picks a free one.
 
+    Attributes:
+        bucket: the bucket of the jobs (``host_header`` names it).
+        region: its region.
+        credentials: the key the server accepts.
+        queue_ids: the emulated queues.
+        end: the end of the generated history (aware UTC, whole second).
+        days: the span of the generated history.
+        seed: the seed.
+
     Raises:
         ConfigError: an argument is out of range.
 
@@ -109,6 +118,7 @@ class Emulator:
         self.bucket = bucket
         self.region = region
         self.seed = seed
+        self.days = days
         self.inclusive_bounds = bool(inclusive_bounds)
         self.pin_bucket = bool(pin_bucket)
         self.credentials = credentials if credentials is not None else demo_credentials()
@@ -216,9 +226,9 @@ class Emulator:
         return f"{self.bucket}.ci.{self.region}.myqcloud.com"
 
     @property
-    def start_time(self) -> datetime:
-        """The earliest creation time the generated history may hold."""
-        return min((job.creation_time for job in self._store.truth()), default=self.end)
+    def history_start(self) -> datetime:
+        """The start of the generated history: jobs were created in ``[history_start, end)``."""
+        return self.end - timedelta(seconds=max(1, int(self.days * 86400)))
 
     # -- data ------------------------------------------------------------------------------------
 
