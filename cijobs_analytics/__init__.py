@@ -25,6 +25,7 @@ from .errors import (
     ThrottledError,
     TransportError,
 )
+from .fetch import fetch_jobs, iter_jobs
 from .schema import JOBS_SCHEMA, OUTPUTS_SCHEMA, STREAMS_SCHEMA, TAGS
 
 if TYPE_CHECKING:
@@ -71,6 +72,8 @@ __all__ = [
     "TransportError",
     "__version__",
     "connect",
+    "fetch_jobs",
+    "iter_jobs",
     "plots",
     "reports",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -70,6 +71,280 @@ def main(argv: list[str] | None = None) -> NoReturn:
 
 
 # Commands are defined below, one section per command, in the order of `cijobs --help`.
+
+
+# -- cijobs fetch ---------------------------------------------------------------------------
+
+
+def _fetch_time(ctx: click.Context, param: click.Parameter, value: str) -> Any:
+    """Parse --start/--end as an aware time; a naive or garbled one is a usage error."""
+    from ._times import to_utc
+
+    try:
+        return to_utc(value, name=f"--{param.name}")
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+@cli.command("fetch")
+@click.option("--bucket", required=True, help="Bucket with its APPID: examplebucket-1250000000.")
+@click.option("--region", required=True, help="Region of the bucket: ap-guangzhou.")
+@click.option(
+    "--endpoint",
+    default=None,
+    help="Connect here instead of the service, e.g. the emulator's http://127.0.0.1:8089.",
+)
+@click.option(
+    "--tag", "tags", multiple=True, help="Job type; repeat for several [default: all 19]."
+)
+@click.option("--queue-id", "queue_ids", multiple=True, help="Queue; repeat for several.")
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice(["All", "Submitted", "Running", "Success", "Failed", "Pause", "Cancel"]),
+    help="Keep only jobs in this state; repeat for several [default: all].",
+)
+@click.option(
+    "--start",
+    required=True,
+    callback=_fetch_time,
+    help="First creation time, included: 2026-11-02T00:00:00+08:00 or 2026-11-01T16:00:00Z.",
+)
+@click.option(
+    "--end",
+    required=True,
+    callback=_fetch_time,
+    help="Creation time where the range stops, excluded.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="The Parquet file to write (zstd); replaced atomically.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="Requests in flight at once.",
+)
+@click.option(
+    "--qps",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    help="Most requests per second for the whole run [default: no limit until throttled].",
+)
+def fetch_command(
+    bucket: str,
+    region: str,
+    endpoint: str | None,
+    tags: tuple[str, ...],
+    queue_ids: tuple[str, ...],
+    states: tuple[str, ...],
+    start: Any,
+    end: Any,
+    out: Path,
+    workers: int,
+    qps: float | None,
+) -> None:
+    """Fetch every job created in [--start, --end) into one Parquet file.
+
+    Jobs are fetched for every tag (or the --tag ones) in parallel slices under one rate
+    limit, filtered to the exact range and de-duplicated by job id. The file is written next
+    to --out as a .tmp file and renamed into place only when complete.
+    """
+    from .client import CIClient
+    from .config import Credentials
+    from .fetch import FetchStats, fetch_to_parquet
+
+    if start >= end:
+        raise click.BadParameter(
+            f"--start ({start.isoformat()}) must be before --end ({end.isoformat()})",
+            param_hint="'--start' / '--end'",
+        )
+    if not out.parent.is_dir():
+        raise click.BadParameter(
+            f"directory {str(out.parent)!r} does not exist; create it first", param_hint="'--out'"
+        )
+    client = CIClient(bucket, region, Credentials.from_env(), endpoint=endpoint)
+    stats = FetchStats()
+    fetch_to_parquet(
+        client,
+        out,
+        start,
+        end,
+        tags=list(tags) or None,
+        queue_ids=list(queue_ids) or None,
+        states=list(states) or None,
+        workers=workers,
+        qps=qps,
+        stats=stats,
+    )
+    click.echo(f"cijobs fetch: wrote {out}: {stats.summary()}", err=True)
+
+
+# -- cijobs export / cijobs status ----------------------------------------------------------
+
+
+def _export_since(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    """Check --since/--until now (an ISO time, or for --since a span such as 7d)."""
+    from ._times import resolve_since, to_utc
+
+    if value is None:
+        return None
+    try:
+        if param.name == "since":
+            resolve_since(value, name="--since")
+        else:
+            to_utc(value, name=f"--{param.name}")
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    return value
+
+
+def _export_span(ctx: click.Context, param: click.Parameter, value: str) -> Any:
+    from ._times import parse_span
+
+    try:
+        return parse_span(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+@cli.command("export")
+@click.option(
+    "--dataset",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The dataset directory; created on the first run.",
+)
+@click.option("--bucket", required=True, help="Bucket with its APPID: examplebucket-1250000000.")
+@click.option("--region", required=True, help="Region of the bucket: ap-guangzhou.")
+@click.option(
+    "--endpoint",
+    default=None,
+    help="Connect here instead of the service, e.g. the emulator's http://127.0.0.1:8089.",
+)
+@click.option(
+    "--tag", "tags", multiple=True, help="Job type; repeat for several [default: all 19]."
+)
+@click.option("--queue-id", "queue_ids", multiple=True, help="Queue; repeat for several.")
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice(["Submitted", "Running", "Success", "Failed", "Pause", "Cancel"]),
+    help="Keep only jobs in this state; repeat for several [default: all].",
+)
+@click.option(
+    "--since",
+    default=None,
+    callback=_export_since,
+    help="Where coverage starts: an ISO time or a span back from now (7d, 12h). Needed on "
+    "the first run; later runs continue from the dataset's coverage.",
+)
+@click.option(
+    "--until",
+    default=None,
+    callback=_export_since,
+    help="Stop at this creation time [default: now].",
+)
+@click.option(
+    "--overlap",
+    default="10min",
+    show_default=True,
+    callback=_export_span,
+    help="How far behind the last covered time to re-read, for jobs listed late.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="Requests in flight at once.",
+)
+@click.option(
+    "--qps",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    help="Most requests per second for the whole run [default: no limit until throttled].",
+)
+@click.option(
+    "--batch-rows",
+    type=click.IntRange(1),
+    default=50_000,
+    show_default=True,
+    help="Rows buffered before partitions are written: fewer use less memory.",
+)
+@click.option("--no-progress", is_flag=True, help="Show no progress bars (e.g. under cron).")
+def export_command(
+    dataset: Path,
+    bucket: str,
+    region: str,
+    endpoint: str | None,
+    tags: tuple[str, ...],
+    queue_ids: tuple[str, ...],
+    states: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    overlap: Any,
+    workers: int,
+    qps: float | None,
+    batch_rows: int,
+    no_progress: bool,
+) -> None:
+    """Bring a Parquet dataset of jobs up to date; safe to run from cron.
+
+    The first run lists --since to now. Later runs list from where the dataset's coverage ends
+    (re-reading --overlap behind it), fill any gap a failed run left, and refresh the jobs
+    still open. A second export on the same dataset exits 1 at once while one runs.
+    Exit codes: 0 done, 1 failed (service, network, dataset, lock held), 2 usage error.
+    """
+    from .client import CIClient
+    from .config import Credentials
+    from .store import export
+
+    client = CIClient(bucket, region, Credentials.from_env(), endpoint=endpoint)
+    result = export(
+        client,
+        dataset,
+        since=since,
+        until=until,
+        tags=list(tags) or None,
+        queue_ids=list(queue_ids) or None,
+        states=list(states) or None,
+        workers=workers,
+        qps=qps,
+        progress=not no_progress,
+        overlap=overlap,
+        batch_rows=batch_rows,
+    )
+    click.echo(f"cijobs export: {result}")
+
+
+@cli.command("status")
+@click.option(
+    "--dataset",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The dataset directory.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json is for monitoring.",
+)
+def status_command(dataset: Path, fmt: str) -> None:
+    """Show a dataset's coverage and gaps per tag and queue, open jobs and the last run."""
+    from .store import read_status
+
+    status = read_status(dataset)
+    click.echo(status.to_json() if fmt == "json" else str(status))
 
 
 # -- cijobs emulate -------------------------------------------------------------------------
@@ -243,3 +518,86 @@ def emulate_command(
         click.echo("cijobs emulate: stopped", err=True)
     finally:
         emu.stop()
+
+
+# -- cijobs sql / cijobs report -------------------------------------------------------------
+
+
+@cli.command("sql")
+@click.option(
+    "--dataset",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="A dataset directory or a single Parquet file of jobs.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="table for reading; csv and json for other programs.",
+)
+@click.argument("query")
+def sql_command(dataset: Path, fmt: str, query: str) -> None:
+    """Run QUERY over the views jobs, streams and outputs (and coverage, runs).
+
+    Example: cijobs sql --dataset jobs_dataset "SELECT tag, count(*) AS jobs FROM jobs GROUP BY
+    tag ORDER BY jobs DESC"
+
+    Exit codes: 0 done, 1 the dataset could not be read or the SQL failed, 2 usage error.
+    """
+    from .query import connect, format_result, read_arrow
+
+    with connect(dataset) as con:
+        table = read_arrow(con, query)
+    click.echo(format_result(table, fmt), nl=False)
+
+
+@cli.command("report")
+@click.option(
+    "--dataset",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="A dataset directory or a single Parquet file of jobs.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The HTML file to write (replaced atomically).",
+)
+@click.option(
+    "--since",
+    default=None,
+    help="Jobs created from this time: ISO, or a span back from now (7d, 12h) [default: all].",
+)
+@click.option("--until", default=None, help="Jobs created before this ISO time [default: all].")
+@click.option("--tag", "tags", multiple=True, help="Job type; repeat for several [default: all].")
+@click.option("--queue-id", "queue_ids", multiple=True, help="Queue; repeat for several.")
+def report_command(
+    dataset: Path,
+    out: Path,
+    since: str | None,
+    until: str | None,
+    tags: tuple[str, ...],
+    queue_ids: tuple[str, ...],
+) -> None:
+    """Write one self-contained HTML report: headline figures, plots and tables.
+
+    Example: cijobs report --dataset jobs_dataset --out report.html --since 7d
+
+    Exit codes: 0 written, 1 the dataset could not be read, 2 usage error (a bad --since,
+    an output path that cannot be written).
+    """
+    from .report import write_report
+
+    path = write_report(
+        dataset,
+        out,
+        since=since,
+        until=until,
+        tags=list(tags) or None,
+        queue_ids=list(queue_ids) or None,
+    )
+    click.echo(f"cijobs report: wrote {path}")
