@@ -806,10 +806,11 @@ def test_stop_closes_keep_alive_connections(make_emulator: MakeEmulator) -> None
 
 
 def test_emulate_command_serves_with_demo_credentials() -> None:
-    """`cijobs emulate` without credentials prints demo exports that the server accepts, and
-    stops cleanly on Ctrl-C."""
+    """`cijobs emulate` without credentials prints demo exports that the server accepts, lets
+    jobs arrive with --advance-every, and stops cleanly on Ctrl-C."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TENCENTCLOUD_")}
     cmd = [sys.executable, "-m", "cijobs_analytics", "emulate", "--port", "0", "--jobs", "120"]
+    cmd += ["--advance-every", "0.2"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -821,14 +822,24 @@ def test_emulate_command_serves_with_demo_credentials() -> None:
         assert "cijobs fetch --endpoint" in "".join(lines)
         creds = Credentials(exports["TENCENTCLOUD_SECRET_ID"], exports["TENCENTCLOUD_SECRET_KEY"])
         host = "examplebucket-1250000000.ci.ap-guangzhou.myqcloud.com"
-        auth = sign(creds, "GET", "/jobs", [("tag", "Transcode")], {"host": host})
-        resp = requests.get(
-            f"{url.group(1)}/jobs?tag=Transcode",
-            headers={"Host": host, "Authorization": auth},
-            timeout=10,
-        )
-        assert resp.status_code == 200
-        assert len(page_ids(resp.content)[0]) == 10
+
+        def count_jobs() -> int:
+            total = 0
+            for tag in TAGS:
+                params = [("tag", tag), ("size", "100")]
+                auth = sign(creds, "GET", "/jobs", params, {"host": host})
+                resp = requests.get(
+                    f"{url.group(1)}/jobs?tag={tag}&size=100",
+                    headers={"Host": host, "Authorization": auth},
+                    timeout=10,
+                )
+                assert resp.status_code == 200
+                total += len(page_ids(resp.content)[0])
+            return total
+
+        first = count_jobs()
+        time.sleep(1.0)
+        assert 120 <= first < count_jobs()
     finally:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=20)
