@@ -1,0 +1,199 @@
+"""Turning failed HTTP exchanges into the package's errors: the one boundary for requests.
+
+* :func:`transport_error` maps a ``requests`` exception (timeout, refused or reset connection,
+  incomplete read, TLS failure) to a :class:`~cijobs_analytics.errors.TransportError` whose
+  message names the host and the innermost cause, not urllib3's pool and object reprs.
+* :func:`api_error` maps an error answer to the :class:`~cijobs_analytics.errors.APIError`
+  subclass its status and ``<Code>`` call for, reading the ``<Error>`` body with a parser that
+  resolves no entity and loads nothing.
+* :func:`short_body_error` catches a body shorter than its ``Content-Length``.
+
+Text that came from the service is scrubbed of every secret the request carried (the secret
+key, the session token, the ``Authorization`` header and its signature) before it is kept: a
+server or proxy that echoes a request must not put a credential into an exception.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+
+import requests
+from lxml import etree
+
+from .errors import (
+    APIError,
+    AuthError,
+    InvalidArgumentError,
+    ServerError,
+    ThrottledError,
+    TransportError,
+)
+
+__all__ = [
+    "ERROR_HEAD_CHARS",
+    "api_error",
+    "request_secrets",
+    "retry_after",
+    "scrub",
+    "short_body_error",
+    "transport_error",
+]
+
+logger = logging.getLogger("cijobs_analytics.client")
+
+#: How much of a body that is not an ``<Error>`` document is kept as the error message.
+ERROR_HEAD_CHARS = 200
+_REDACTED = "<redacted>"
+
+
+def scrub(text: str, secrets: Iterable[str | None]) -> str:
+    """``text`` with every non-empty secret replaced by ``<redacted>``.
+
+    Args:
+        text: text that came from the service.
+        secrets: values that must not survive (``None`` and empty ones are skipped).
+
+    Returns:
+        The scrubbed text.
+    """
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, _REDACTED)
+    return text
+
+
+def request_secrets(authorization: str, secret_key: str, token: str | None) -> list[str | None]:
+    """The secrets one request carried: key, token, the Authorization header and its signature."""
+    return [authorization, authorization.rpartition("q-signature=")[2], secret_key, token]
+
+
+def transport_error(
+    exc: requests.RequestException, netloc: str, timeout: tuple[float, float]
+) -> TransportError:
+    """The :class:`TransportError` for a failed ``requests`` call.
+
+    Args:
+        exc: what ``requests`` raised.
+        netloc: the host (and port) the request went to, for the message.
+        timeout: the (connect, read) timeouts in seconds, for the message.
+
+    Returns:
+        A transient error, except for a TLS failure: a certificate that does not verify will
+        not verify on a second try either.
+    """
+    if isinstance(exc, requests.exceptions.SSLError):
+        error = TransportError(f"TLS with {netloc} failed: {_reason(exc)}")
+        error.transient = False
+        return error
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return TransportError(f"connecting to {netloc} timed out after {timeout[0]:g}s")
+    if isinstance(exc, requests.exceptions.Timeout):
+        return TransportError(f"timed out after {timeout[1]:g}s waiting for {netloc} to answer")
+    # ConnectionError (refused, reset, dropped), ChunkedEncodingError (incomplete read),
+    # ContentDecodingError and the rest are all the network's doing.
+    return TransportError(f"{type(exc).__name__} with {netloc}: {_reason(exc)}")
+
+
+def short_body_error(headers: Mapping[str, str], body: bytes) -> TransportError | None:
+    """A :class:`TransportError` when the body and its ``Content-Length`` disagree, else None.
+
+    urllib3 already refuses most short reads; this covers the rest. A compressed body is not
+    compared: its ``Content-Length`` counts the bytes before decoding.
+    """
+    declared = headers.get("Content-Length")
+    encoding = headers.get("Content-Encoding", "identity").lower()
+    if declared is None or encoding != "identity" or not declared.isdigit():
+        return None
+    if len(body) == int(declared):
+        return None
+    return TransportError(f"incomplete body: {len(body)} of {declared} bytes arrived")
+
+
+def api_error(
+    status: int, body: bytes, request_id: str | None, secrets: Iterable[str | None]
+) -> APIError:
+    """The :class:`APIError` subclass for an error answer.
+
+    ``SlowDown``, 429 and 503 are :class:`ThrottledError`; 401/403 :class:`AuthError`; 400
+    :class:`InvalidArgumentError`; other 5xx :class:`ServerError`; anything else (other 4xx,
+    redirects) a plain :class:`APIError`. A body that is not an ``<Error>`` document (a
+    proxy's page) gets the code ``HTTP<status>`` and its first characters as the message.
+
+    Args:
+        status: the HTTP status.
+        body: the answer's body.
+        request_id: the ``x-ci-request-id`` header, if any (else the body's ``RequestId``).
+        secrets: what to scrub from the code and the message (see :func:`request_secrets`).
+
+    Returns:
+        The error to raise; its text holds no secret.
+    """
+    secrets = list(secrets)
+    code, message, body_request_id, trace_id = _read_error_body(body)
+    code = scrub(code, secrets) or f"HTTP{status}"
+    message = scrub(message, secrets)
+    if not message and not body.lstrip().startswith(b"<"):
+        # Scrub the whole text before cutting it, so no prefix of a secret survives the cut.
+        message = scrub(body.decode("utf-8", "replace"), secrets)[:ERROR_HEAD_CHARS].strip()
+    if trace_id:
+        logger.debug("error %s [request id %s, trace id %s]", code, request_id, trace_id)
+    kind: type[APIError]
+    if code == "SlowDown" or status in (429, 503):
+        kind = ThrottledError
+    elif status in (401, 403):
+        kind = AuthError
+    elif status == 400:
+        kind = InvalidArgumentError
+    elif status >= 500:
+        kind = ServerError
+    else:
+        kind = APIError
+    return kind(code, status, message, request_id or body_request_id)
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds from a numeric ``Retry-After`` header; None when absent or an HTTP date."""
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and seconds >= 0 else None
+
+
+def _read_error_body(body: bytes) -> tuple[str, str, str | None, str | None]:
+    """Code, Message, RequestId and TraceId of an ``<Error>`` body ("" / None when absent)."""
+    parser = etree.XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
+    )
+    try:
+        root = etree.fromstring(body, parser)
+    except (etree.XMLSyntaxError, ValueError):
+        return "", "", None, None
+    if root is None or root.tag != "Error":
+        return "", "", None, None
+
+    def text(name: str) -> str:
+        return (root.findtext(name) or "").strip()
+
+    return text("Code"), text("Message"), text("RequestId") or None, text("TraceId") or None
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong, from the innermost of the errors requests and urllib3 wrap in each other.
+
+    Their outer messages repeat the pool, the URL and object reprs; the innermost error says
+    "[Errno 111] Connection refused" or "IncompleteRead(...)".
+    """
+    current = exc
+    for _ in range(8):  # a few layers at most; the bound also guards against a cycle
+        inner = getattr(current, "reason", None)
+        if not isinstance(inner, BaseException):
+            first = current.args[0] if current.args else None
+            inner = first if isinstance(first, BaseException) else current.__cause__
+        if inner is None:
+            break
+        current = inner
+    if current.args and isinstance(current.args[0], str) and not isinstance(current, OSError):
+        return current.args[0]
+    return str(current) or type(current).__name__

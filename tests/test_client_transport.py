@@ -1,0 +1,275 @@
+"""CIClient on the wire without the emulator: timeouts, refusals, TLS and scripted answers."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape as xml_escape
+
+import pytest
+from client_support import CREDS, FAST
+
+from cijobs_analytics.client import CIClient
+from cijobs_analytics.config import Credentials
+from cijobs_analytics.errors import APIError, AuthError, ServerError, TransportError
+
+# --- network faults without the emulator ---------------------------------------------------------
+
+
+def test_silent_server_times_out(unused_tcp_port: int) -> None:
+    """A server that accepts and never answers: TransportError after the retries."""
+    with socket.create_server(("127.0.0.1", unused_tcp_port), backlog=16):
+        creds = Credentials("AKIDexample", "secret")
+        with CIClient(
+            "examplebucket-1250000000",
+            "ap-guangzhou",
+            creds,
+            f"http://127.0.0.1:{unused_tcp_port}",
+            timeout=(1.0, 0.2),
+            max_retries=2,
+            **FAST,
+        ) as client:
+            started = time.perf_counter()
+            with pytest.raises(TransportError, match="timed out") as info:
+                client.list_jobs("Transcode")
+            assert time.perf_counter() - started >= 0.6
+            assert client.stats.requests == 3
+            assert client.stats.errors_by_code == {"TransportError": 3}
+    assert info.value.transient
+    assert "secret" not in str(info.value)
+
+
+def test_connection_refused(unused_tcp_port: int) -> None:
+    """Nothing listening: TransportError after the retries."""
+    with CIClient(
+        "examplebucket-1250000000",
+        "ap-guangzhou",
+        Credentials("AKIDexample", "secret"),
+        f"http://127.0.0.1:{unused_tcp_port}",
+        max_retries=1,
+        **FAST,
+    ) as client:
+        with pytest.raises(TransportError) as info:
+            client.list_jobs("Transcode")
+        assert client.stats.requests == 2
+    assert "Connection refused" in str(info.value)
+
+
+@pytest.fixture
+def unused_tcp_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+# --- a scripted loopback server for answers the emulator does not give ----------------------------
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes | Callable[[dict[str, str]], bytes] = b""
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+class ScriptedServer(ThreadingHTTPServer):
+    """Answers the n-th request with the n-th reply (the last one repeats) and keeps headers."""
+
+    daemon_threads = True
+
+    def __init__(self, replies: list[Reply]) -> None:
+        super().__init__(("127.0.0.1", 0), _ScriptedHandler)
+        self.replies = replies
+        self.received: list[dict[str, str]] = []
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _ScriptedHandler(BaseHTTPRequestHandler):
+    server: ScriptedServer
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        with self.server.lock:
+            self.server.received.append(dict(self.headers.items()))
+            reply = self.server.replies[
+                min(len(self.server.received), len(self.server.replies)) - 1
+            ]
+        body = reply.body(dict(self.headers.items())) if callable(reply.body) else reply.body
+        self.send_response(reply.status)
+        for name, value in reply.headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def scripted() -> Iterator[Callable[[list[Reply]], ScriptedServer]]:
+    servers: list[ScriptedServer] = []
+
+    def start(replies: list[Reply]) -> ScriptedServer:
+        server = ScriptedServer(replies)
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+PAGE = (
+    b"<Response><JobsDetail><JobId>j1</JobId><State>Success</State></JobsDetail>"
+    b"<NextToken/></Response>"
+)
+
+
+def _scripted_client(server: ScriptedServer, **kwargs: Any) -> CIClient:
+    return CIClient(
+        "examplebucket-1250000000", "ap-guangzhou", CREDS, server.url, **{**FAST, **kwargs}
+    )
+
+
+@pytest.mark.parametrize("as_xml", [True, False])
+def test_error_body_echoing_secrets_is_scrubbed(
+    scripted: Callable[[list[Reply]], ScriptedServer], as_xml: bool
+) -> None:
+    """A server that echoes Authorization, key and token in its message: all are redacted."""
+
+    def echo(headers: dict[str, str]) -> bytes:
+        text = f"got {headers['Authorization']} for {CREDS.secret_key} and {CREDS.token}"
+        if not as_xml:
+            return text.encode()
+        return (
+            f"<Error><Code>AccessDenied</Code><Message>{xml_escape(text)}</Message>"
+            "<RequestId>r-1</RequestId></Error>"
+        ).encode()
+
+    server = scripted([Reply(403, echo)])
+    with _scripted_client(server) as client, pytest.raises(AuthError) as info:
+        client.list_jobs("Transcode")
+    sent = server.received[0]["Authorization"]
+    text = str(info.value)
+    assert "<redacted>" in text
+    for secret in (
+        sent,
+        sent.rpartition("q-signature=")[2],
+        "very-secret-key",
+        "very-secret-token",
+    ):
+        assert secret not in text
+    if as_xml:
+        assert (info.value.code, info.value.status, info.value.request_id) == (
+            "AccessDenied",
+            403,
+            "r-1",
+        )
+    else:
+        assert (info.value.code, info.value.status) == ("HTTP403", 403)
+    assert len(server.received) == 1
+    assert server.received[0]["x-ci-security-token"] == "very-secret-token"
+    assert server.received[0]["Host"] == "examplebucket-1250000000.ci.ap-guangzhou.myqcloud.com"
+
+
+def test_redirect_not_followed(scripted: Callable[[list[Reply]], ScriptedServer]) -> None:
+    """A 307 is an APIError, not followed (the signed request never goes elsewhere)."""
+    body = b"<Error><Code>TemporaryRedirect</Code><Message>moved</Message></Error>"
+    server = scripted([Reply(307, body, (("Location", "http://127.0.0.1:9/jobs"),))])
+    with _scripted_client(server) as client, pytest.raises(APIError) as info:
+        client.list_jobs("Transcode")
+    assert type(info.value) is APIError
+    assert (info.value.code, info.value.status) == ("TemporaryRedirect", 307)
+    assert len(server.received) == 1
+
+
+def test_non_xml_502_retried_then_page(scripted: Callable[[list[Reply]], ScriptedServer]) -> None:
+    """A proxy's plain-text 502 is a ServerError (code HTTP502) and is retried."""
+    server = scripted([Reply(502, b"Bad Gateway"), Reply(200, PAGE)])
+    with _scripted_client(server) as client:
+        page = client.list_jobs("Transcode")
+        assert client.stats.errors_by_code == {"HTTP502": 1}
+    assert (page.attempts, page.table.column("job_id").to_pylist(), page.next_token) == (
+        2,
+        ["j1"],
+        None,
+    )
+    server.replies = [Reply(502, b"Bad Gateway")]
+    server.received.clear()
+    expected = r"HTTP502 \(HTTP 502\): Bad Gateway"
+    with (
+        _scripted_client(server, max_retries=1) as client,
+        pytest.raises(ServerError, match=expected),
+    ):
+        client.list_jobs("Transcode")
+
+
+def test_429_honours_retry_after(scripted: Callable[[list[Reply]], ScriptedServer]) -> None:
+    """429 with Retry-After: a ThrottledError retried no sooner than asked."""
+    server = scripted([Reply(429, b"", (("Retry-After", "0.3"),)), Reply(200, PAGE)])
+    with _scripted_client(server, max_backoff=1.0) as client:
+        started = time.perf_counter()
+        page = client.list_jobs("Transcode")
+        assert time.perf_counter() - started >= 0.3
+        assert client.stats.throttled == 1
+    assert page.attempts == 2
+
+
+def test_tls_verification_stays_on(
+    tmp_path: Path, scripted: Callable[[list[Reply]], ScriptedServer]
+) -> None:
+    """A self-signed HTTPS endpoint is refused (TransportError, not retried)."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [  # noqa: S607 - the system openssl makes a throwaway certificate
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    server = scripted([Reply(200, PAGE)])
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    with CIClient(
+        "examplebucket-1250000000",
+        "ap-guangzhou",
+        CREDS,
+        server.url.replace("http:", "https:"),
+        **FAST,
+    ) as client:
+        with pytest.raises(TransportError, match="TLS") as info:
+            client.list_jobs("Transcode")
+        assert client.stats.requests == 1
+    assert not info.value.transient
+    assert server.received == []
