@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,7 @@ class Reply:
 
 
 class ScriptedServer(ThreadingHTTPServer):
-    """Answers the n-th request with the n-th reply (the last one repeats) and keeps headers."""
+    """Answers the n-th request with the n-th reply (the last one repeats); keeps what came."""
 
     daemon_threads = True
 
@@ -91,6 +92,7 @@ class ScriptedServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _ScriptedHandler)
         self.replies = replies
         self.received: list[dict[str, str]] = []
+        self.paths: list[str] = []
         self.lock = threading.Lock()
 
     @property
@@ -105,6 +107,7 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         with self.server.lock:
             self.server.received.append(dict(self.headers.items()))
+            self.server.paths.append(self.path)
             reply = self.server.replies[
                 min(len(self.server.received), len(self.server.replies)) - 1
             ]
@@ -273,3 +276,38 @@ def test_tls_verification_stays_on(
         assert client.stats.requests == 1
     assert not info.value.transient
     assert server.received == []
+
+
+def test_wire_encoding_of_every_parameter(
+    scripted: Callable[[list[Reply]], ScriptedServer],
+) -> None:
+    """Times go out as +0800 local time with ':' and '+' escaped; other values are %XX-encoded."""
+    server = scripted([Reply(200, PAGE)])
+    with _scripted_client(server) as client:
+        client.list_jobs(
+            "Transcode",
+            queue_id="p1",
+            states=["Success", "Failed"],
+            start=datetime(2026, 11, 1, 8, 0, 0, tzinfo=UTC),
+            end="2026-11-01T09:30:15.7+00:00",
+            size=50,
+            next_token="a+b/c=",
+            workflow_id="w1",
+            input_object="in/a b&c=腾.mp4",
+        )
+        client.get_jobs(["j1", "j2"])
+    assert server.paths == [
+        "/jobs?tag=Transcode&queueId=p1&states=Success%2CFailed"
+        "&startCreationTime=2026-11-01T16%3A00%3A00%2B0800"
+        "&endCreationTime=2026-11-01T17%3A30%3A15%2B0800"
+        "&orderByTime=Asc&size=50&nextToken=a%2Bb%2Fc%3D&workflowId=w1"
+        "&inputObject=in%2Fa%20b%26c%3D%E8%85%BE.mp4",
+        "/jobs/j1,j2",
+    ]
+    fields = dict(pair.split("=", 1) for pair in server.received[0]["Authorization"].split("&"))
+    assert fields["q-url-param-list"] == (
+        "endcreationtime;inputobject;nexttoken;orderbytime;queueid;size;startcreationtime;"
+        "states;tag;workflowid"
+    )
+    assert fields["q-header-list"] == "host;x-ci-security-token"
+    assert server.received[1]["Authorization"].split("&")[5] == "q-url-param-list="
