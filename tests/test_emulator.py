@@ -567,15 +567,16 @@ def test_response_headers(emulator: Emulator) -> None:
 
 
 def test_qps_limit_answers_slowdown(make_emulator: MakeEmulator) -> None:
-    emu = make_emulator(jobs=20, qps=2)
-    codes = [call(emu, [("tag", "Transcode")]).status_code for _ in range(8)]
+    """Beyond the token bucket (burst 1, one token per 2 s) requests get 503 SlowDown."""
+    emu = make_emulator(jobs=20, qps=0.5)
+    responses = [call(emu, [("tag", "Transcode")]) for _ in range(6)]
+    codes = [r.status_code for r in responses]
+    assert codes[0] == 200
     assert codes.count(503) >= 4
-    assert 200 in codes
-    slow = next(
-        r for r in (call(emu, [("tag", "Transcode")]) for _ in range(5)) if r.status_code == 503
-    )
-    assert error_code(slow) == "SlowDown"
-    assert emu.stats().by_code["SlowDown"] >= 5
+    assert {error_code(r) for r in responses if r.status_code == 503} == {"SlowDown"}
+    assert emu.stats().by_code["SlowDown"] == codes.count(503)
+    emu.set_faults(qps=None)
+    assert call(emu, [("tag", "Transcode")]).status_code == 200
 
 
 def test_fail_rate_answers_internal_error(make_emulator: MakeEmulator) -> None:
@@ -656,7 +657,7 @@ def test_latency_does_not_serialise_connections(make_emulator: MakeEmulator) -> 
         t.join()
     elapsed = time.monotonic() - started
     assert statuses == [200] * 8
-    assert 0.3 <= elapsed < 1.5
+    assert 0.3 <= elapsed < 2.0  # one after another would take 2.4 s
 
 
 def test_a_client_hanging_up_is_routine(
@@ -751,7 +752,7 @@ def test_distributions_follow_a_busy_bucket() -> None:
 def test_generating_200k_jobs_takes_seconds() -> None:
     started = time.monotonic()
     emu = Emulator(jobs=200_000, days=30, seed=1, end=datetime(2026, 5, 1, tzinfo=UTC))
-    assert time.monotonic() - started < 15
+    assert time.monotonic() - started < 30  # ~3 s on an idle 2-core machine
     assert len(emu.truth()) == 200_000
 
 
