@@ -453,12 +453,13 @@ class CIClient:
             )
         return _Answer(body, request_id, datetime.fromtimestamp(self._clock(), UTC))
 
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        """Full jitter: uniform in [0, min(max_backoff, backoff * 2**attempt)]."""
+    def _delay(self, attempt: int, asked: float | None) -> float:
+        """Full jitter, uniform in [0, min(max_backoff, backoff * 2**attempt)], but no sooner
+        than a Retry-After the server ``asked`` for (itself capped at ``max_backoff``)."""
         ceiling = min(self.max_backoff, self.backoff * 2**attempt)
         delay = self._random.uniform(0.0, ceiling)
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, self.max_backoff))
+        if asked is not None:
+            delay = max(delay, min(asked, self.max_backoff))
         return delay
 
     def _note_error(self, error: CIJobsError, limiter: RateLimiter | None) -> None:
