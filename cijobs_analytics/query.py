@@ -27,11 +27,20 @@ Example::
 
 from __future__ import annotations
 
+import base64
+import csv
+import io
+import json
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
+from datetime import date, datetime, timedelta
+from datetime import time as dtime
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+from uuid import UUID
 
 import duckdb
 import pyarrow as pa
@@ -42,7 +51,7 @@ from .schema import JOBS_SCHEMA
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["JOB_VIEWS", "connect", "read_arrow", "read_frame", "read_rows"]
+__all__ = ["JOB_VIEWS", "connect", "format_result", "read_arrow", "read_frame", "read_rows"]
 
 _T = TypeVar("_T")
 
@@ -260,3 +269,77 @@ def _create_empty_jobs_table(con: duckdb.DuckDBPyConnection) -> None:
         )
     finally:
         con.unregister("_jobs_empty_arrow")
+
+
+def format_result(table: pa.Table, fmt: str) -> str:
+    """Format a query result for a terminal or a pipe.
+
+    Args:
+        table: the result, e.g. from :func:`read_arrow`.
+        fmt: ``table`` (aligned text, long cells cut), ``csv`` (a header row, RFC 4180
+            quoting, nested values as JSON) or ``json`` (an array of objects).
+
+    Returns:
+        The text, ending in a newline.
+
+    Raises:
+        QueryError: an unknown format.
+    """
+    if fmt not in _FORMATS:
+        raise QueryError(f"format must be one of {', '.join(_FORMATS)}; got {fmt!r}")
+    rows = [_plain(row) for row in table.to_pylist(maps_as_pydicts="strict")]
+    names = table.schema.names
+    if fmt == "json":
+        return json.dumps(rows, ensure_ascii=False, indent=1) + "\n"
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(names)
+        writer.writerows([_csv_cell(row[name]) for name in names] for row in rows)
+        return buffer.getvalue()
+    cells = [[_text_cell(row[name]) for name in names] for row in rows]
+    widths = [max([len(n), *(len(r[i]) for r in cells)]) for i, n in enumerate(names)]
+    lines = [
+        "  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)).rstrip(),
+        "  ".join("-" * w for w in widths),
+        *("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells),
+        f"({len(rows)} row{'' if len(rows) == 1 else 's'})",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+_FORMATS = ("table", "csv", "json")
+_MAX_CELL = 48
+
+
+def _plain(value: Any) -> Any:
+    """A result value as JSON-ready Python: ISO times, seconds for intervals, null for NaN."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime | date | dtime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Decimal | UUID):
+        return str(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    return value
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+def _text_cell(value: Any) -> str:
+    text = "NULL" if value is None else str(_csv_cell(value))
+    text = text.replace("\n", " ")
+    return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 1] + "…"
