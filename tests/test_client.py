@@ -351,7 +351,7 @@ def test_authorization_never_logged(
         with client_for(emu) as client:
             page_all(client, "Transcode", size=20)
             client.get_jobs([job.job_id for job in emu.truth()[:12]])
-        wrong = client_for(emu, Credentials(creds.secret_id, "wrong", creds.token))
+        wrong = client_for(emu, Credentials(creds.secret_id, "wrong-secret-9f3a", creds.token))
         with wrong as client, pytest.raises(AuthError):
             client.list_jobs("Transcode")
     finally:
@@ -367,6 +367,6 @@ def test_authorization_never_logged(
         "Authorization",
         "log-secret-key",
         "log-token-value",
-        "wrong",
+        "wrong-secret-9f3a",
     ):
         assert secret not in captured
