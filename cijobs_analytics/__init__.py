@@ -26,7 +26,9 @@ from .errors import (
     TransportError,
 )
 from .fetch import fetch_jobs, iter_jobs
+from .flatten import parse_pages, parse_response
 from .schema import JOBS_SCHEMA, OUTPUTS_SCHEMA, STREAMS_SCHEMA, TAGS
+from .store import ExportResult, export
 
 if TYPE_CHECKING:
     from . import plots, reports
@@ -63,6 +65,7 @@ __all__ = [
     "CIJobsError",
     "ConfigError",
     "Credentials",
+    "ExportResult",
     "InvalidArgumentError",
     "QueryError",
     "ResponseParseError",
@@ -72,8 +75,11 @@ __all__ = [
     "TransportError",
     "__version__",
     "connect",
+    "export",
     "fetch_jobs",
     "iter_jobs",
+    "parse_pages",
+    "parse_response",
     "plots",
     "reports",
 ]
