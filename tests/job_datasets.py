@@ -176,6 +176,7 @@ def write_dataset(
             the same partition, as during a rewrite; readers must prefer ``rows``.
         tmp_file: also leave a half-written ``.tmp`` file that readers must ignore.
     """
+    stale_ids = {id(row) for row in stale or []}
     by_day: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_day[row["creation_time"].date().isoformat()].append(row)
@@ -184,8 +185,8 @@ def write_dataset(
     for day, day_rows in by_day.items():
         part = root / "jobs" / f"date={day}"
         part.mkdir(parents=True, exist_ok=True)
-        fresh = [r for r in day_rows if not any(r is s for s in stale or [])]
-        old = [r for r in day_rows if any(r is s for s in stale or [])]
+        fresh = [r for r in day_rows if id(r) not in stale_ids]
+        old = [r for r in day_rows if id(r) in stale_ids]
         for chunk in (fresh, old):
             if chunk:
                 table = pa.Table.from_pylist(chunk, schema=JOBS_SCHEMA)
