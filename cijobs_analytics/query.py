@@ -81,7 +81,8 @@ def connect(dataset: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
     Args:
         dataset: a dataset directory (``<dataset>/jobs/date=YYYY-MM-DD/*.parquet``) or a single
             Parquet file in ``JOBS_SCHEMA`` (what ``cijobs fetch --out`` writes). A directory
-            without Parquet files yields empty views, typed as ``JOBS_SCHEMA``.
+            without Parquet files yields empty views, typed as ``JOBS_SCHEMA``; connect again
+            after the first export to see its jobs.
 
     Returns:
         The connection; close it when done (it is also a context manager).
