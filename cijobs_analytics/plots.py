@@ -66,9 +66,10 @@ def throughput(df: pd.DataFrame, *, top: int = 10) -> Figure:
         A Figure with two axes sharing the time axis.
 
     Raises:
-        QueryError: ``df`` lacks the report's columns.
+        QueryError: ``df`` lacks the report's columns, or ``top`` is not positive.
     """
     by = _group_column(df, "throughput")
+    _check_top(top, "throughput")
     fig = _figure(_WIDTH, 6.5)
     upper, lower = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
     step = _period_label(df["period"]) if len(df) else "period"
@@ -121,9 +122,10 @@ def failures(df: pd.DataFrame, *, top: int = 30) -> Figure:
         A Figure with one axes.
 
     Raises:
-        QueryError: ``df`` lacks the report's columns.
+        QueryError: ``df`` lacks the report's columns, or ``top`` is not positive.
     """
     by = _group_column(df, "failures")
+    _check_top(top, "failures")
     shown = df.head(top)
     fig = _figure(_WIDTH, _bar_height(len(shown)))
     ax = fig.subplots()
@@ -165,9 +167,10 @@ def latency(df: pd.DataFrame, *, top: int = 30) -> Figure:
         A Figure with two axes: processing time (p50, p90, p99) and queue wait (p50, p90).
 
     Raises:
-        QueryError: ``df`` lacks the report's columns.
+        QueryError: ``df`` lacks the report's columns, or ``top`` is not positive.
     """
     by = _group_column(df, "latency")
+    _check_top(top, "latency")
     shown = df.head(top)
     fig = _figure(_WIDTH, _bar_height(len(shown)))
     left, right = fig.subplots(1, 2, sharey=True)
@@ -313,6 +316,12 @@ def _check(df: pd.DataFrame, report: str) -> None:
             f"plots.{report} needs a frame from reports.{report}; "
             f"it lacks the column(s) {', '.join(missing)}"
         )
+
+
+def _check_top(top: int, report: str) -> None:
+    """Refuse a ``top`` that is not a positive integer."""
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise QueryError(f"plots.{report}: top must be a positive integer, got {top!r}")
 
 
 def _group_column(df: pd.DataFrame, report: str) -> str | None:

@@ -190,6 +190,12 @@ def test_a_frame_from_another_report_is_refused(con: Any) -> None:
         cj.plots.errors([1, 2])  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("top", [0, -3, True, 2.5])
+def test_a_top_that_is_not_a_positive_integer_is_refused(con: Any, top: Any) -> None:
+    with pytest.raises(QueryError, match="top must be"):
+        cj.plots.failures(cj.reports.failures(con), top=top)
+
+
 def test_a_single_job_plots_cleanly(tmp_path: Path) -> None:
     with connect(write_dataset(tmp_path / "ds", [job("solo", T0)])) as con:
         for name, report, kwargs in REPORTS:
