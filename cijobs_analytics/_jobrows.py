@@ -28,172 +28,27 @@ from typing import Any
 
 from lxml import etree
 
-__all__ = ["AVG_FPS", "STREAM_FIELDS", "JobRows", "Slot"]
+from ._jobmap import (
+    AVG_FPS,
+    FIRST_VIDEO,
+    FORMAT,
+    INPUT,
+    OPERATION,
+    OUTPUT,
+    STREAM,
+    STREAM_FIELDS,
+    STREAM_KINDS,
+    TOP,
+    WORKFLOW,
+    Slot,
+)
+
+__all__ = ["JobRows"]
 
 Element = etree._Element
 
 #: The position of "no such element": the ``None`` appended after a job's texts.
 ABSENT = -1
-
-
-class Slot:
-    """Indexes of the raw per-job slots; ``NAMES``/``KINDS``/``PATHS`` describe each."""
-
-    (
-        JOB_ID,
-        TAG,
-        SUB_TAG,
-        STATE,
-        CODE,
-        MESSAGE,
-        PROGRESS,
-        QUEUE_ID,
-        QUEUE_TYPE,
-        JOB_LEVEL,
-        CREATION_TIME,
-        START_TIME,
-        END_TIME,
-        INPUT_BUCKET,
-        INPUT_OBJECT,
-        INPUT_REGION,
-        TEMPLATE_ID,
-        TEMPLATE_NAME,
-        USER_DATA,
-        WORKFLOW_ID,
-        WORKFLOW_NAME,
-        OUTPUT_BUCKET,
-        OUTPUT_OBJECT,
-        OUTPUT_REGION,
-        FORMAT_NAME,
-        FORMAT_LONG_NAME,
-        DURATION_S,
-        BITRATE_KBPS,
-        SIZE_BYTES,
-        NUM_STREAMS,
-        VIDEO_ROTATION,
-        VIDEO_COLOR_PRIMARIES,
-        VIDEO_COLOR_RANGE,
-        VIDEO_COLOR_TRANSFER,
-    ) = range(34)
-    COUNT = 34
-
-    #: (column, kind, path under JobsDetail) per slot; kind is the conversion to apply.
-    SPEC: tuple[tuple[str, str, str], ...] = (
-        ("job_id", "str", "JobId"),
-        ("tag", "str", "Tag"),
-        ("sub_tag", "str", "SubTag"),
-        ("state", "str", "State"),
-        ("code", "str", "Code"),
-        ("message", "str", "Message"),
-        ("progress", "int32", "Progress"),
-        ("queue_id", "str", "QueueId"),
-        ("queue_type", "str", "QueueType"),
-        ("job_level", "int32", "Operation/JobLevel"),
-        ("creation_time", "time", "CreationTime"),
-        ("start_time", "time", "StartTime"),
-        ("end_time", "time", "EndTime"),
-        ("input_bucket", "str", "Input/BucketId"),
-        ("input_object", "str", "Input/Object"),
-        ("input_region", "str", "Input/Region"),
-        ("template_id", "str", "Operation/TemplateId"),
-        ("template_name", "str", "Operation/TemplateName"),
-        ("user_data", "str", "Operation/UserData"),
-        ("workflow_id", "str", "Workflow/WorkflowId"),
-        ("workflow_name", "str", "Workflow/WorkflowName"),
-        ("output_bucket", "str", "Operation/Output/Bucket"),
-        ("output_object", "str", "Operation/Output/Object"),
-        ("output_region", "str", "Operation/Output/Region"),
-        ("format_name", "str", "Operation/MediaInfo/Format/FormatName"),
-        ("format_long_name", "str", "Operation/MediaInfo/Format/FormatLongName"),
-        ("duration_s", "float", "Operation/MediaInfo/Format/Duration"),
-        ("bitrate_kbps", "float", "Operation/MediaInfo/Format/Bitrate"),
-        ("size_bytes", "int64", "Operation/MediaInfo/Format/Size"),
-        ("num_streams", "int32", "Operation/MediaInfo/Format/NumStream"),
-        # the path of these four is the first video stream's; the table fills in the index
-        ("video_rotation", "float", "Rotation"),
-        ("video_color_primaries", "str", "ColorPrimaries"),
-        ("video_color_range", "str", "ColorRange"),
-        ("video_color_transfer", "str", "ColorTransfer"),
-    )
-
-
-_TOP = {
-    "JobId": Slot.JOB_ID,
-    "Tag": Slot.TAG,
-    "SubTag": Slot.SUB_TAG,
-    "State": Slot.STATE,
-    "Code": Slot.CODE,
-    "Message": Slot.MESSAGE,
-    "Progress": Slot.PROGRESS,
-    "QueueId": Slot.QUEUE_ID,
-    "QueueType": Slot.QUEUE_TYPE,
-    "CreationTime": Slot.CREATION_TIME,
-    "StartTime": Slot.START_TIME,
-    "EndTime": Slot.END_TIME,
-}
-_INPUT = {"BucketId": Slot.INPUT_BUCKET, "Object": Slot.INPUT_OBJECT, "Region": Slot.INPUT_REGION}
-_OPERATION = {
-    "TemplateId": Slot.TEMPLATE_ID,
-    "TemplateName": Slot.TEMPLATE_NAME,
-    "UserData": Slot.USER_DATA,
-    "JobLevel": Slot.JOB_LEVEL,
-}
-_OUTPUT = {"Bucket": Slot.OUTPUT_BUCKET, "Object": Slot.OUTPUT_OBJECT, "Region": Slot.OUTPUT_REGION}
-_FORMAT = {
-    "FormatName": Slot.FORMAT_NAME,
-    "FormatLongName": Slot.FORMAT_LONG_NAME,
-    "Duration": Slot.DURATION_S,
-    "Bitrate": Slot.BITRATE_KBPS,
-    "Size": Slot.SIZE_BYTES,
-    "NumStream": Slot.NUM_STREAMS,
-}
-_WORKFLOW = {"WorkflowId": Slot.WORKFLOW_ID, "WorkflowName": Slot.WORKFLOW_NAME}
-_FIRST_VIDEO = {
-    "Rotation": Slot.VIDEO_ROTATION,
-    "ColorPrimaries": Slot.VIDEO_COLOR_PRIMARIES,
-    "ColorRange": Slot.VIDEO_COLOR_RANGE,
-    "ColorTransfer": Slot.VIDEO_COLOR_TRANSFER,
-}
-
-#: (struct field, kind) of a stream record, in STREAM_TYPE order; position 0 is ``kind``.
-STREAM_FIELDS: tuple[tuple[str, str], ...] = (
-    ("kind", "str"),
-    ("index", "int32"),
-    ("codec_name", "str"),
-    ("codec_long_name", "str"),
-    ("profile", "str"),
-    ("width", "int32"),
-    ("height", "int32"),
-    ("fps", "fps"),
-    ("bitrate_kbps", "float"),
-    ("duration_s", "float"),
-    ("num_frames", "int64"),
-    ("pix_format", "str"),
-    ("channels", "int32"),
-    ("channel_layout", "str"),
-    ("sample_rate", "int32"),
-    ("language", "str"),
-)
-_STREAM = {
-    "Index": 1,
-    "CodecName": 2,
-    "CodecLongName": 3,
-    "Profile": 4,
-    "Width": 5,
-    "Height": 6,
-    "Fps": 7,
-    "Bitrate": 8,
-    "Duration": 9,
-    "NumFrames": 10,
-    "PixFormat": 11,
-    "Channel": 12,
-    "ChannelLayout": 13,
-    "SampleRate": 14,
-    "Language": 15,
-}
-#: A stream record holds the 15 fields after ``kind`` and then the AvgFps text.
-AVG_FPS = len(STREAM_FIELDS) - 1
-_STREAM_KINDS = {"Video": "video", "Audio": "audio", "Subtitle": "subtitle"}
 
 
 def _getter(positions: list[int]) -> Callable[[list[Any]], tuple[Any, ...]]:
@@ -370,13 +225,13 @@ class _Planner:
         done: set[str] = set()
         for child in job:
             tag = child.tag
-            slot = _TOP.get(tag)
+            slot = TOP.get(tag)
             if slot is not None and slot not in filled and not len(child):
                 filled.add(slot)
                 row[slot] = self.at[child]
             elif tag == "Input" and tag not in done:
                 done.add(tag)
-                self.fill("Input/", child, _INPUT, row)
+                self.fill("Input/", child, INPUT, row)
             elif tag == "Operation" and tag not in done:
                 done.add(tag)
                 self.operation(child)
@@ -385,11 +240,11 @@ class _Planner:
             else:
                 rest.append(child)
         if len(workflows) == 1:
-            self.fill("Workflow/", workflows[0], _WORKFLOW, row)
+            self.fill("Workflow/", workflows[0], WORKFLOW, row)
         elif workflows:
             # several: the first fills the columns, and every leaf of all is kept in extra
             for child in workflows[0]:
-                slot = _WORKFLOW.get(child.tag)
+                slot = WORKFLOW.get(child.tag)
                 if slot is not None and row[slot] == ABSENT and not len(child):
                     row[slot] = self.at[child]
             for index, workflow in enumerate(workflows):
@@ -403,7 +258,7 @@ class _Planner:
         done: set[str] = set()
         for child in operation:
             tag = child.tag
-            slot = _OPERATION.get(tag)
+            slot = OPERATION.get(tag)
             if slot is not None and slot not in filled and not len(child):
                 filled.add(slot)
                 row[slot] = self.at[child]
@@ -414,7 +269,7 @@ class _Planner:
             elif tag in ("Output", "MediaInfo", "MediaResult") and tag not in done:
                 done.add(tag)
                 if tag == "Output":
-                    self.fill("Operation/Output/", child, _OUTPUT, row)
+                    self.fill("Operation/Output/", child, OUTPUT, row)
                 elif tag == "MediaInfo":
                     self.media_info(child)
                 else:
@@ -430,7 +285,7 @@ class _Planner:
             tag = child.tag
             if tag == "Format" and tag not in done:
                 done.add(tag)
-                self.fill("Operation/MediaInfo/Format/", child, _FORMAT, self.plan.row)
+                self.fill("Operation/MediaInfo/Format/", child, FORMAT, self.plan.row)
             elif tag == "Stream" and tag not in done:
                 done.add(tag)
                 self.streams(child)
@@ -450,7 +305,7 @@ class _Planner:
                 seen[tag] = index + 1
                 name = f"{tag}[{index}]"
             path = "Operation/MediaInfo/Stream/" + name
-            kind = _STREAM_KINDS.get(tag)
+            kind = STREAM_KINDS.get(tag)
             if kind is None:
                 self.walk(path, child)
             elif len(child):
@@ -473,8 +328,8 @@ class _Planner:
         for child in element:
             tag = child.tag
             leaf = not len(child)
-            field_ = _STREAM.get(tag)
-            slot = _FIRST_VIDEO.get(tag) if first_video else None
+            field_ = STREAM.get(tag)
+            slot = FIRST_VIDEO.get(tag) if first_video else None
             if field_ is not None and field_ not in filled and leaf:
                 filled.add(field_)
                 record[field_ - 1] = self.at[child]

@@ -16,7 +16,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._jobrows import AVG_FPS, STREAM_FIELDS, JobRows, Slot
+from ._jobmap import AVG_FPS, STREAM_FIELDS, Slot
+from ._jobrows import JobRows
 from .schema import JOBS_SCHEMA, STREAM_TYPE
 
 __all__ = ["build_table"]

@@ -31,7 +31,8 @@ from datetime import datetime
 import pyarrow as pa
 from lxml import etree
 
-from ._jobrows import JobRows, Slot
+from ._jobmap import Slot
+from ._jobrows import JobRows
 from ._jobtable import build_table
 from ._times import to_utc
 from .errors import ResponseParseError
