@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from lxml import etree
@@ -46,6 +46,9 @@ from ._jobmap import (
 __all__ = ["JobRows"]
 
 Element = etree._Element
+
+# map(attrgetter) fetches the tags of a job's elements several times faster than a loop
+_TAG_OF = attrgetter("tag")
 
 #: The position of "no such element": the ``None`` appended after a job's texts.
 ABSENT = -1
@@ -461,7 +464,7 @@ class JobRows:
     def add_job(self, job: Element) -> None:
         """Collect one ``<JobsDetail>`` element."""
         elements = list(job.iter())
-        shape = (tuple([element.tag for element in elements]), tuple(map(len, elements)))
+        shape = (tuple(map(_TAG_OF, elements)), tuple(map(len, elements)))
         plan = _PLANS.get(shape)
         if plan is None:
             plan = _Planner(job, elements).plan

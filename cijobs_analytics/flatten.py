@@ -49,6 +49,8 @@ _TAG_MISMATCH = etree.ErrorTypes.ERR_TAG_NAME_MISMATCH
 # the bytes is much cheaper than asking the tree, and the service sends neither.
 _MAYBE_ATTRIBUTE = re.compile(rb"=\s*[\"']")
 
+_NO_JOB_ID = frozenset({None, "", "-"})
+
 _local = threading.local()
 _repair_logged = False
 _repair_lock = threading.Lock()
@@ -184,12 +186,11 @@ def _collect(
             missing += [
                 job_id.strip() for job_id in (child.text or "").split(",") if job_id.strip()
             ]
-    for position in range(start, len(rows)):
-        job_id = rows.rows[position][Slot.JOB_ID]
-        if job_id is None or job_id.strip() in ("", "-"):
-            raise ResponseParseError(
-                f"job {position - start + 1} of the page has no JobId", body, request_id
-            )
+    job_ids = [row[Slot.JOB_ID] for row in rows.rows[start:]]
+    if not _NO_JOB_ID.isdisjoint(job_ids):
+        # exactly the texts the job_id column would make null
+        number = next(n for n, job_id in enumerate(job_ids, 1) if job_id in _NO_JOB_ID)
+        raise ResponseParseError(f"job {number} of the page has no JobId", body, request_id)
     if _MAYBE_ATTRIBUTE.search(body):
         _collect_attributes(rows, root, start)
     return next_token, missing
