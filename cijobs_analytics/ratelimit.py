@@ -5,12 +5,17 @@ every HTTP request (retries included), ``throttled()`` whenever the service answ
 ``SlowDown``. One bucket is shared by every worker of a run, so ``qps`` bounds the run, not each
 thread.
 
-Back-off is AIMD, as in TCP congestion control: a throttle answer halves the rate at once
-(multiplicative decrease, at most once per cool-down so that a burst of answers to requests
-already in flight counts once), then the rate climbs back linearly to the configured ceiling
-over ``recovery_s`` seconds (additive increase). With ``qps=None`` the bucket lets everything
-through until the first throttle answer; from then on it limits at half the rate it measured
-over the last second and recovers from there, without a ceiling.
+Back-off is multiplicative both ways: a throttle answer halves the rate at once, and every
+``recovery_s`` seconds without one the rate doubles again, up to the configured ceiling. A
+throttle answer to a request that was let through before the last decrease says nothing new
+(those requests went out at the old pace), so it is counted but does not halve again; the
+bucket tells them apart by the ticket each thread drew in its last :meth:`acquire`, which
+works because the client reports a throttle from the thread that sent the request.
+A fixed step back up would take minutes from a low rate; doubling wins back a wrong guess in a
+few seconds, and the next throttle answer halves it again if the service still disagrees.
+With ``qps=None`` the bucket lets everything through until the first throttle answer; from
+then on it limits at half the rate it measured over the last seconds, and once it has doubled
+back past twice that rate it stops limiting.
 """
 
 from __future__ import annotations
@@ -24,8 +29,6 @@ from .errors import ConfigError
 
 __all__ = ["TokenBucket"]
 
-#: Throttle answers closer together than this count as one overload.
-_COOL_DOWN_S = 1.0
 #: The window over which an unlimited bucket measures the rate it was throttled at.
 _MEASURE_S = 1.0
 
@@ -39,7 +42,7 @@ class TokenBucket:
             The default of 1 spaces requests evenly, which suits a server counting per second.
         min_qps: the floor that repeated throttling cannot push the rate below.
         decrease: the factor a throttle answer multiplies the rate by (between 0 and 1).
-        recovery_s: seconds to climb from a decreased rate back to the ceiling.
+        recovery_s: seconds without a throttle answer in which the rate doubles again.
         clock: a monotonic clock in seconds (tests pass a fake one).
         sleep: how to wait; by default an interruptible wait that :meth:`close` cuts short.
 
@@ -60,7 +63,7 @@ class TokenBucket:
         burst: float = 1.0,
         min_qps: float = 0.5,
         decrease: float = 0.5,
-        recovery_s: float = 10.0,
+        recovery_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] | None = None,
     ) -> None:
@@ -80,14 +83,18 @@ class TokenBucket:
         self._min = min(float(min_qps), self._ceiling or float(min_qps))
         self._decrease = float(decrease)
         self._recovery_s = float(recovery_s)
-        self._step = 0.0 if self._ceiling is None else self._ceiling / self._recovery_s
+        # Where an unlimited bucket that had to slow down stops limiting again.
+        self._release: float | None = None
         self._clock = clock
         self._closed = threading.Event()
         self._sleep = sleep if sleep is not None else self._closed.wait
         self._lock = threading.Lock()
         self._tokens = self._burst
         self._last = clock()
-        self._last_decrease: float | None = None
+        # Tickets: the serial number of each thread's latest acquire, and the last serial
+        # handed out before the latest decrease.
+        self._ticket = threading.local()
+        self._decreased_at = 0
         self._recent: deque[float] = deque()
         self.acquired = 0
         self.throttle_count = 0
@@ -110,6 +117,7 @@ class TokenBucket:
             now = self._clock()
             self._refill(now)
             self.acquired += 1
+            self._ticket.serial = self.acquired
             if self._rate is None:
                 self._recent.append(now)
                 while self._recent and self._recent[0] < now - _MEASURE_S:
@@ -123,17 +131,17 @@ class TokenBucket:
 
     def throttled(self) -> None:
         """Lower the rate because the service answered ``SlowDown`` (or 429/503)."""
+        serial = getattr(self._ticket, "serial", None)
         with self._lock:
             now = self._clock()
             self._refill(now)
             self.throttle_count += 1
-            if self._last_decrease is not None and now - self._last_decrease < _COOL_DOWN_S:
-                return
-            self._last_decrease = now
+            if serial is not None and serial <= self._decreased_at:
+                return  # sent before the last decrease: that overload is dealt with
+            self._decreased_at = self.acquired
             if self._rate is None:
-                measured = sum(1 for t in self._recent if t >= now - _MEASURE_S) / _MEASURE_S
-                self._rate = max(self._min, measured)
-                self._step = self._rate / self._recovery_s
+                self._rate = max(self._min, self._measured(now))
+                self._release = 2 * self._rate
                 self._recent.clear()
             self._rate = max(self._min, self._rate * self._decrease)
             # Drop any saved-up burst: the service has just said the pace is too high.
@@ -149,6 +157,19 @@ class TokenBucket:
         self._last = now
         if self._rate is None:
             return
-        rate = self._rate + self._step * elapsed
-        self._rate = rate if self._ceiling is None else min(self._ceiling, rate)
-        self._tokens = min(self._burst, self._tokens + elapsed * self._rate)
+        rate = self._rate * (1.0 / self._decrease) ** (elapsed / self._recovery_s)
+        if self._ceiling is not None:
+            rate = min(self._ceiling, rate)
+        elif self._release is not None and rate >= self._release:
+            # Recovered well past the rate that was throttled: the overload has passed.
+            self._rate = self._release = None
+            return
+        self._rate = rate
+        self._tokens = min(self._burst, self._tokens + elapsed * rate)
+
+    def _measured(self, now: float) -> float:
+        """Requests per second over the recent window (an unlimited bucket keeps no tokens)."""
+        recent = [t for t in self._recent if t >= now - _MEASURE_S]
+        if len(recent) < 2:
+            return float(len(recent))
+        return (len(recent) - 1) / max(now - recent[0], 1e-3)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import math
 import random
 import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,6 +16,7 @@ import pyarrow as pa
 import pytest
 
 from cijobs_analytics import JOBS_SCHEMA, TAGS, fetch_jobs, iter_jobs
+from cijobs_analytics._progress import ProgressBar
 from cijobs_analytics.client import CIClient
 from cijobs_analytics.config import Credentials
 from cijobs_analytics.emulator import Emulator
@@ -252,7 +255,7 @@ def test_every_fault_at_once_still_gives_exactly_the_truth() -> None:
         end=END,
         queues=3,
         latency_ms=5,
-        qps=40,
+        qps=25,
         fail_rate=0.05,
         drop_rate=0.03,
         truncate_rate=0.02,
@@ -281,6 +284,50 @@ def test_every_fault_at_once_still_gives_exactly_the_truth() -> None:
         assert stats.retries > 0
         assert stats.throttled > 0
         assert stats.recovered_pages > 0
+
+
+def test_closing_the_stream_early_stops_the_workers_promptly() -> None:
+    """A consumer that stops (or Ctrl-C) ends the run: no request starts after the close."""
+    with Emulator(jobs=3000, days=1, seed=9, end=END, latency_ms=40) as emu:
+        client = _client(emu)
+        results = iter_slices(client, END - 20 * HOUR, END, workers=4)
+        first = next(results)
+        assert first.pages >= 1
+        results.close()
+        time.sleep(0.2)  # in-flight requests (at most one per worker) finish meanwhile
+        settled = emu.stats().requests
+        time.sleep(0.4)
+        assert emu.stats().requests == settled
+        assert settled < 40
+        names = [t.name for t in threading.enumerate() if t.name.startswith("cijobs-fetch")]
+        assert names == []
+
+
+class FakeTerminal(io.StringIO):
+    """A text stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_draws_on_a_terminal_and_is_silent_in_ci_or_a_pipe(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    terminal = FakeTerminal()
+    bar = ProgressBar(True, stream=terminal)
+    assert bar.active
+    bar.update(250, pages=3, retries=1, requests=4, elapsed_s=2.0)
+    bar.close()
+    drawn = terminal.getvalue()
+    assert "250" in drawn
+    assert "pages=3" in drawn
+    assert "retries=1" in drawn
+    assert "req_s=2.0" in drawn
+    assert not ProgressBar(False, stream=FakeTerminal()).active
+    assert not ProgressBar(True, stream=io.StringIO()).active
+    monkeypatch.setenv("CI", "true")
+    assert not ProgressBar(True, stream=FakeTerminal()).active
 
 
 def test_auth_errors_stop_the_run_at_once(history: Emulator) -> None:

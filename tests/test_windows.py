@@ -203,44 +203,65 @@ def test_token_bucket_burst_lets_a_quiet_spell_send_back_to_back() -> None:
     assert clock.slept == [pytest.approx(0.2)]
 
 
-def test_token_bucket_halves_on_throttle_once_per_cool_down_and_recovers_linearly() -> None:
+def test_token_bucket_halves_once_per_overload_and_doubles_back() -> None:
     clock = FakeClock()
-    bucket = TokenBucket(20, recovery_s=10, clock=clock, sleep=clock.sleep)
+    bucket = TokenBucket(20, recovery_s=2, clock=clock, sleep=clock.sleep)
+    sent, answered = threading.Event(), threading.Event()
+
+    def earlier_request() -> None:
+        bucket.acquire()
+        sent.set()
+        answered.wait(5)
+        bucket.throttled()  # sent before the decrease below: counted, not halved again
+
+    other = threading.Thread(target=earlier_request)
+    other.start()
+    sent.wait(5)
+    bucket.acquire()
     bucket.throttled()
-    bucket.throttled()  # the same overload seen by another in-flight request
+    assert bucket.rate == pytest.approx(10.0)
+    answered.set()
+    other.join()
     assert bucket.rate == pytest.approx(10.0)
     assert bucket.throttle_count == 2
-    clock.now += 2.0
+    clock.now += 1.0  # half a recovery period: up by a factor of sqrt(2)
+    assert bucket.rate == pytest.approx(10.0 * 2**0.5)
+    bucket.acquire()  # sent after the decrease, still throttled: halve again
     bucket.throttled()
-    assert bucket.rate == pytest.approx((10.0 + 2 * 2.0) / 2)
+    assert bucket.rate == pytest.approx(10.0 * 2**0.5 / 2)
     clock.now += 100
     assert bucket.rate == pytest.approx(20.0)
 
 
 def test_token_bucket_never_drops_below_its_floor() -> None:
     clock = FakeClock()
-    bucket = TokenBucket(4, min_qps=1, clock=clock, sleep=clock.sleep)
+    bucket = TokenBucket(4, min_qps=1, recovery_s=2, clock=clock, sleep=clock.sleep)
     for _ in range(10):
-        clock.now += 1.5
+        bucket.acquire()
         bucket.throttled()
-    # 4 -> 2 -> 1.3 -> 1 and then pinned: each 1.5 s recovers 0.6, each throttle halves.
     assert bucket.rate == pytest.approx(1.0)
 
 
-def test_unlimited_bucket_starts_limiting_at_half_the_rate_it_was_throttled_at() -> None:
+def test_unlimited_bucket_limits_at_half_the_throttled_rate_then_lets_go_again() -> None:
     clock = FakeClock()
-    bucket = TokenBucket(None, clock=clock, sleep=clock.sleep)
+    bucket = TokenBucket(None, recovery_s=2, clock=clock, sleep=clock.sleep)
     for _ in range(40):
         bucket.acquire()
         clock.now += 0.025  # 40 requests per second, none waited for
     assert clock.slept == []
     assert bucket.rate is None
     bucket.throttled()
-    assert bucket.rate == pytest.approx(20.0, rel=0.1)
+    assert bucket.rate == pytest.approx(19.5)  # 39 gaps in 1.0 s, halved
     began = clock.now
-    for _ in range(11):
+    for _ in range(10):
         bucket.acquire()
-    assert clock.now - began == pytest.approx(0.5, rel=0.1)
+    # 10 requests at about 20/s, the rate creeping up meanwhile.
+    assert 0.4 < clock.now - began < 0.52
+    clock.now += 4.0  # doubled back past twice the 39/s it was throttled at: let go
+    assert bucket.rate is None
+    slept = len(clock.slept)
+    bucket.acquire()
+    assert len(clock.slept) == slept
 
 
 def test_token_bucket_close_releases_waiting_threads_at_once() -> None:
