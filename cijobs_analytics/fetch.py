@@ -41,11 +41,11 @@ import pyarrow.parquet as pq
 
 from ._pool import DaemonPool
 from ._progress import ProgressBar
-from ._times import TimeLike, to_utc
+from ._times import TimeLike
 from .errors import CIJobsError, ConfigError, StoreError
 from .ratelimit import TokenBucket
-from .schema import JOBS_SCHEMA, STATES, TAGS
-from .windows import Slice, plan_split, wire_bounds
+from .schema import JOBS_SCHEMA, STATES
+from .windows import Slice, check_names, check_range, plan_split, seed_slices, wire_bounds
 
 if TYPE_CHECKING:
     from .client import CIClient
@@ -201,16 +201,11 @@ def iter_slices(
             client's retries; the remaining work is cancelled first.
         TransportError: the network kept failing after the client's retries.
     """
-    lower, upper = _check_range(start, end)
-    tag_list = _check_names(TAGS if tags is None else tags, "tags")
-    queue_list: list[str | None] = (
-        [None] if queue_ids is None else list(_check_names(queue_ids, "queue_ids"))
-    )
+    seeds = seed_slices(start, end, tags, queue_ids)
     state_list = _check_states(states)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ConfigError(f"workers must be a positive integer, got {workers!r}")
     bucket = TokenBucket(qps)
-    seeds = [Slice(tag, queue, lower, upper) for tag in tag_list for queue in queue_list]
     return _run(client, seeds, state_list, workers, bucket, progress, stats or FetchStats())
 
 
@@ -334,14 +329,14 @@ def fetch_to_parquet(
     batches = iter_jobs(
         client, start, end, tags, queue_ids, states, workers, qps, progress, stats=run_stats
     )
-    lower, upper = _check_range(start, end)
+    lower, upper = check_range(start, end)
     request = {
         "bucket": getattr(client, "bucket", None),
         "region": getattr(client, "region", None),
         "start": lower.isoformat(),
         "end": upper.isoformat(),
-        "tags": None if tags is None else _check_names(tags, "tags"),
-        "queue_ids": None if queue_ids is None else _check_names(queue_ids, "queue_ids"),
+        "tags": None if tags is None else check_names(tags, "tags"),
+        "queue_ids": None if queue_ids is None else check_names(queue_ids, "queue_ids"),
         "states": _check_states(states),
     }
     metadata = dict(JOBS_SCHEMA.metadata or {})
@@ -460,6 +455,10 @@ def _fetch_slice(
     tables: list[pa.Table] = []
     rows_seen = pages = requests = recovered = 0
     token: str | None = None
+    # Cutting and stopping early both trust ascending order; a page out of order (a service
+    # that ignores orderByTime) turns them off and the slice is simply paged to its end.
+    ordered = True
+    previous: datetime | None = None
     while True:
         page = client.list_jobs(
             piece.tag,
@@ -481,8 +480,19 @@ def _fetch_slice(
         token = page.next_token
         if not token or page.table.num_rows == 0:
             break
-        latest = pc.max(page.table.column("creation_time")).as_py()
-        if latest is None:
+        created = page.table.column("creation_time")
+        if ordered and not _ascending(created, previous):
+            ordered = False
+            log.warning(
+                "page %d of %s %s..%s is not in ascending creation order; paging it whole",
+                pages,
+                piece.tag,
+                piece.start.isoformat(),
+                piece.end.isoformat(),
+            )
+        latest = pc.max(created).as_py()
+        previous = latest if latest is not None else previous
+        if not ordered or latest is None:
             continue
         if latest >= piece.end:
             # Ascending order: nothing the slice wants can follow a row past its end.
@@ -518,6 +528,18 @@ def _concat(tables: Sequence[pa.Table]) -> pa.Table:
     if not tables:
         return JOBS_SCHEMA.empty_table()
     return pa.concat_tables(tables).combine_chunks()
+
+
+def _ascending(created: pa.ChunkedArray, floor: datetime | None) -> bool:
+    """Whether creation times never decrease, from ``floor`` (the previous page's last) on."""
+    values = created.drop_null().combine_chunks()
+    if len(values) == 0:
+        return True
+    if floor is not None and values[0].as_py() < floor:
+        return False
+    if len(values) < 2:
+        return True
+    return bool(pc.all(pc.greater_equal(values[1:], values[:-1])).as_py())
 
 
 def _within(table: pa.Table, start: datetime, end: datetime) -> pa.Table:
@@ -556,35 +578,10 @@ def _distinct_batches(
 # -- arguments ------------------------------------------------------------------------------
 
 
-def _check_range(start: TimeLike, end: TimeLike) -> tuple[datetime, datetime]:
-    lower = to_utc(start, name="start")
-    upper = to_utc(end, name="end")
-    if lower >= upper:
-        raise ConfigError(
-            f"start ({lower.isoformat()}) must be before end ({upper.isoformat()}); "
-            "the range is [start, end)"
-        )
-    return lower, upper
-
-
-def _check_names(values: Iterable[str], what: str) -> list[str]:
-    """A de-duplicated list of non-empty strings; a lone string counts as one name."""
-    items = [values] if isinstance(values, str) else list(values)
-    names: list[str] = []
-    for item in items:
-        if not isinstance(item, str) or not item.strip():
-            raise ConfigError(f"{what} must be non-empty strings, got {item!r}")
-        if item not in names:
-            names.append(item)
-    if not names:
-        raise ConfigError(f"{what} is empty; pass None to mean all")
-    return names
-
-
 def _check_states(states: Iterable[str] | None) -> list[str] | None:
     if states is None:
         return None
-    names = _check_names(states, "states")
+    names = check_names(states, "states")
     unknown = [s for s in names if s not in STATES and s != "All"]
     if unknown:
         raise ConfigError(

@@ -24,19 +24,24 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ._times import to_utc
+from ._times import TimeLike, to_utc
 from .errors import ConfigError
+from .schema import TAGS
 
 __all__ = [
     "ONE_SECOND",
     "Slice",
     "SplitPlan",
     "ceil_second",
+    "check_names",
+    "check_range",
     "floor_second",
     "plan_split",
+    "seed_slices",
     "split_range",
     "wire_bounds",
 ]
@@ -213,3 +218,82 @@ def plan_split(
         # A rest shorter than two seconds cannot be shared; paging on is cheaper than a re-read.
         return None
     return SplitPlan(cut=cut, parts=parts)
+
+
+def check_range(start: TimeLike, end: TimeLike) -> tuple[datetime, datetime]:
+    """Resolve a user's ``[start, end)`` to aware UTC datetimes.
+
+    Args:
+        start: the inclusive lower bound (aware datetime, date or ISO string with a zone).
+        end: the exclusive upper bound.
+
+    Returns:
+        ``(start, end)`` in UTC.
+
+    Raises:
+        ConfigError: a bound is naive or not a time, or ``start`` is not before ``end``.
+    """
+    lower = to_utc(start, name="start")
+    upper = to_utc(end, name="end")
+    if lower >= upper:
+        raise ConfigError(
+            f"start ({lower.isoformat()}) must be before end ({upper.isoformat()}); "
+            "the range is [start, end)"
+        )
+    return lower, upper
+
+
+def check_names(values: Iterable[str], what: str) -> list[str]:
+    """Tags, queue ids or states as a de-duplicated list; a lone string counts as one name.
+
+    Args:
+        values: the names as given.
+        what: the argument's name, for the error message.
+
+    Returns:
+        The names in their first order, each once.
+
+    Raises:
+        ConfigError: a name is not a non-empty string, or there are none.
+    """
+    items = [values] if isinstance(values, str) else list(values)
+    names: list[str] = []
+    for item in items:
+        if not isinstance(item, str) or not item.strip():
+            raise ConfigError(f"{what} must be non-empty strings, got {item!r}")
+        if item not in names:
+            names.append(item)
+    if not names:
+        raise ConfigError(f"{what} is empty; pass None to mean all")
+    return names
+
+
+def seed_slices(
+    start: TimeLike,
+    end: TimeLike,
+    tags: Iterable[str] | None = None,
+    queue_ids: Iterable[str] | None = None,
+) -> list[Slice]:
+    """The coarse slices a fetch starts from: the whole range once per (tag, queue).
+
+    Starting coarse costs one request for a tag or queue that turns out empty; busy slices
+    are cut later, where their pages show the jobs are (:func:`plan_split`).
+
+    Args:
+        start: the inclusive lower bound.
+        end: the exclusive upper bound.
+        tags: job types; None means the 19 documented ones (other strings pass through).
+        queue_ids: queues; None means one slice per tag without a queue filter.
+
+    Returns:
+        One slice per (tag, queue), tags in the order given.
+
+    Raises:
+        ConfigError: the range or a name is invalid.
+    """
+    lower, upper = check_range(start, end)
+    tag_list = check_names(TAGS if tags is None else tags, "tags")
+    queues: list[str | None] = (
+        [None] if queue_ids is None else list(check_names(queue_ids, "queue_ids"))
+    )
+    return [Slice(tag, queue, lower, upper) for tag in tag_list for queue in queues]

@@ -21,7 +21,7 @@ from cijobs_analytics.client import CIClient
 from cijobs_analytics.config import Credentials
 from cijobs_analytics.emulator import Emulator
 from cijobs_analytics.errors import AuthError, ConfigError
-from cijobs_analytics.fetch import FetchStats, iter_slices
+from cijobs_analytics.fetch import _UTC_US, FetchStats, _ascending, iter_slices
 
 END = datetime(2026, 11, 6, 0, 0, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -328,6 +328,18 @@ def test_progress_bar_draws_on_a_terminal_and_is_silent_in_ci_or_a_pipe(
     assert not ProgressBar(True, stream=io.StringIO()).active
     monkeypatch.setenv("CI", "true")
     assert not ProgressBar(True, stream=FakeTerminal()).active
+
+
+def test_order_check_catches_a_page_that_is_not_ascending() -> None:
+    """Cutting slices trusts ascending pages; the engine checks each page before it does."""
+    t = [END - 3 * SECOND, END - 2 * SECOND, END - SECOND]
+    column = pa.chunked_array([pa.array([t[0], None, t[1], t[1], t[2]], type=_UTC_US)])
+    assert _ascending(column, None)
+    assert _ascending(column, t[0])
+    assert not _ascending(column, t[1])  # the previous page ended later than this one starts
+    backwards = pa.chunked_array([pa.array([t[2], t[1]], type=_UTC_US)])
+    assert not _ascending(backwards, None)
+    assert _ascending(pa.chunked_array([pa.array([], type=_UTC_US)]), t[2])
 
 
 def test_auth_errors_stop_the_run_at_once(history: Emulator) -> None:

@@ -10,11 +10,13 @@ import pytest
 
 from cijobs_analytics.errors import ConfigError
 from cijobs_analytics.ratelimit import TokenBucket
+from cijobs_analytics.schema import TAGS
 from cijobs_analytics.windows import (
     Slice,
     ceil_second,
     floor_second,
     plan_split,
+    seed_slices,
     split_range,
     wire_bounds,
 )
@@ -305,3 +307,25 @@ def test_token_bucket_refuses_bad_settings() -> None:
         TokenBucket(5, burst=0.5)
     with pytest.raises(ConfigError, match="decrease"):
         TokenBucket(5, decrease=1.0)
+
+
+# -- seeds ------------------------------------------------------------------------------------
+
+
+def test_seed_slices_cover_the_range_once_per_tag_and_queue() -> None:
+    seeds = seed_slices("2026-11-02T16:00:00+08:00", T0 + timedelta(hours=2), ["Tts", "Tts"])
+    assert seeds == [Slice("Tts", None, T0, T0 + timedelta(hours=2))]
+    every = seed_slices(T0, T0 + S, queue_ids=["q1", "q2"])
+    assert len(every) == 2 * len(TAGS)
+    assert [s.tag for s in every[:2]] == [TAGS[0], TAGS[0]]
+    assert {s.queue_id for s in every} == {"q1", "q2"}
+    assert seed_slices(T0, T0 + S, "VideoEnhance")[0].tag == "VideoEnhance"
+
+
+def test_seed_slices_refuse_a_backwards_range_and_empty_names() -> None:
+    with pytest.raises(ConfigError, match=r"must be before end.*\[start, end\)"):
+        seed_slices(T0, T0)
+    with pytest.raises(ConfigError, match="tags is empty; pass None to mean all"):
+        seed_slices(T0, T0 + S, [])
+    with pytest.raises(ConfigError, match="queue_ids must be non-empty strings"):
+        seed_slices(T0, T0 + S, queue_ids=[" "])
