@@ -129,6 +129,14 @@ def test_unknown_state_is_a_usage_error_listing_the_states(
     assert "'Success'" in err
 
 
+def test_state_choices_are_the_schema_states_and_all() -> None:
+    from cijobs_analytics.cli import fetch_command
+    from cijobs_analytics.schema import STATES
+
+    option = next(p for p in fetch_command.params if p.name == "states")
+    assert list(option.type.choices) == ["All", *STATES]  # type: ignore[attr-defined]
+
+
 @pytest.mark.usefixtures("credentials")
 def test_missing_output_directory_is_a_usage_error(
     emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import logging
 import math
 import random
 import threading
@@ -21,7 +22,13 @@ from cijobs_analytics.client import CIClient
 from cijobs_analytics.config import Credentials
 from cijobs_analytics.emulator import Emulator
 from cijobs_analytics.errors import AuthError, ConfigError
-from cijobs_analytics.fetch import _UTC_US, FetchStats, _ascending, iter_slices
+from cijobs_analytics.fetch import (
+    _UTC_US,
+    TARGET_PAGES,
+    FetchStats,
+    _ascending,
+    iter_slices,
+)
 
 END = datetime(2026, 11, 6, 0, 0, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -96,6 +103,19 @@ def test_whole_history_needs_close_to_the_sequential_minimum_of_requests(
     assert stats.elapsed_s > 0
 
 
+def test_a_run_logs_one_summary_line_at_info(
+    client: CIClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="cijobs_analytics.fetch"):
+        table = fetch_jobs(client, END - 2 * HOUR, END, tags=["Snapshot"], progress=False)
+    lines = [r.getMessage() for r in caplog.records if r.name == "cijobs_analytics.fetch"]
+    assert len(lines) == 1
+    assert lines[0].startswith(f"fetch finished: {table.num_rows} jobs in ")
+    assert "requests" in lines[0]
+    assert "retries" in lines[0]
+    assert "recovered pages" in lines[0]
+
+
 def test_rows_come_back_sorted_by_creation_time_then_job_id(client: CIClient) -> None:
     table = fetch_jobs(client, END - 6 * HOUR, END, tags=["Transcode"], progress=False)
     keys = list(
@@ -161,6 +181,8 @@ def test_slices_partition_the_range_per_tag_and_queue(history: Emulator, client:
         assert set(result.table.column("tag").to_pylist()) <= {piece.tag}
         assert set(result.table.column("queue_id").to_pylist()) <= {piece.queue_id}
         assert result.requests >= result.pages >= 1
+        # Memory stays flat: a busy slice is split instead of growing.
+        assert result.pages <= 2 * TARGET_PAGES
         seen.extend(result.table.column("job_id").to_pylist())
     assert set(covered) == {(t, q) for t in ("Transcode", "Snapshot", "Tts") for q in queues}
     for spans in covered.values():
