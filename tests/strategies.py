@@ -312,9 +312,9 @@ def _media_result(job: _Job) -> tuple[Node, list[dict[str, Any]]]:
                 job.extra[f"{path}/{tag}"] = text
         expected += [
             {
-                "bucket": bucket,
-                "region": region,
-                "object_name": prefix + name,
+                "bucket": _null(bucket),
+                "region": _null(region),
+                "object_name": _null(prefix + name),
                 "md5": md5s.get(name),
             }
             for name in names

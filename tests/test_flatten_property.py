@@ -31,7 +31,7 @@ def _check(row: dict[str, object], job: JobCase) -> None:
     assert row["output_files"] == job.output_files
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(page=flatten_pages())
 def test_every_leaf_round_trips_into_the_table(page: tuple[bytes, list[JobCase], str | None]):
     body, jobs, token = page
@@ -45,7 +45,7 @@ def test_every_leaf_round_trips_into_the_table(page: tuple[bytes, list[JobCase],
         _check(row, job)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(first=flatten_pages(), second=flatten_pages())
 def test_parse_pages_equals_page_by_page(
     first: tuple[bytes, list[JobCase], str | None],
