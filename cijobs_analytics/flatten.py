@@ -22,9 +22,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections import deque
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -342,33 +340,11 @@ def parse_pages(
             message.
     """
     rows = JobRows()
-    # libxml2 parses without the GIL, so one helper thread parses the next page while this
-    # one flattens the last; at most two parsed pages are alive at any time.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cijobs-parse") as pool:
-        pending: deque[tuple[bytes, Future[tuple[etree._Element, bool]]]] = deque()
-        number = 0
-        for page in pages:
-            pending.append((page, pool.submit(_load, page, None, "Response")))
-            if len(pending) > 1:
-                number += 1
-                _flatten_next(rows, pending, number)
-        while pending:
-            number += 1
-            _flatten_next(rows, pending, number)
+    for number, page in enumerate(pages, 1):
+        try:
+            root, _ = _load(page, None, "Response")
+            _collect(rows, root, bytes(page), None)
+        except ResponseParseError as exc:
+            raise ResponseParseError(f"page {number}: {exc.reason}", exc.head) from exc
+        # the tree of each page is dropped here: only the raw rows are kept
     return build_table(rows, bucket=bucket, region=region, fetched_at=_fetched(fetched_at))
-
-
-def _flatten_next(
-    rows: JobRows,
-    pending: deque[tuple[bytes, Future[tuple[etree._Element, bool]]]],
-    number: int,
-) -> None:
-    """Collect the oldest pending page into ``rows``; errors name the page's position."""
-    page, parsed = pending.popleft()
-    try:
-        root, _ = parsed.result()
-        _collect(rows, root, bytes(page), None)
-    except ResponseParseError as exc:
-        for _, later in pending:
-            later.cancel()
-        raise ResponseParseError(f"page {number}: {exc.reason}", exc.head) from exc
