@@ -1,7 +1,8 @@
 """The job partitions of a dataset: ``jobs/date=YYYY-MM-DD/part-<uuid>.parquet``.
 
-A partition holds the jobs created on one UTC date, one row per ``job_id``, sorted by
-``(creation_time, job_id)``, zstd-compressed, with exactly the ``JOBS_SCHEMA`` columns and the
+A partition holds the jobs created on one UTC date, one row per ``job_id`` (each write appends
+its new rows, sorted by ``(creation_time, job_id)``, after the stored ones; a compaction sorts
+the whole file), zstd-compressed, with exactly the ``JOBS_SCHEMA`` columns and the
 schema version in the file metadata. It is changed only by a rewrite that cannot be seen half
 done: the merged rows go to ``part-<uuid>.parquet.tmp`` (fsynced), which is renamed into place
 (the directory fsynced), and only then are the old files deleted. A crash between the rename
@@ -33,12 +34,16 @@ from .schema import JOBS_SCHEMA, OPEN_STATES, SCHEMA_VERSION
 
 __all__ = [
     "JOBS_DIR",
+    "ROW_ORDER",
     "VERSION_KEY",
     "MergeOutcome",
+    "check_job_file",
     "conform",
     "dedupe",
+    "differs",
     "file_schema_version",
     "fsync_dir",
+    "is_final",
     "list_partitions",
     "merge_rows",
     "partition_dates",
@@ -47,6 +52,7 @@ __all__ = [
     "read_partition",
     "remove_temporaries",
     "split_by_date",
+    "upgrade",
     "write_parquet_durably",
     "write_partition",
 ]
@@ -60,6 +66,7 @@ _TMP_SUFFIX = ".tmp"
 #: Columns whose equality decides whether a fetched row is news; ``fetched_at`` is not one.
 _CONTENT_COLUMNS = tuple(name for name in JOBS_SCHEMA.names if name != "fetched_at")
 _OPEN = pa.array(OPEN_STATES, pa.string())
+ROW_ORDER = [("creation_time", "ascending"), ("job_id", "ascending")]
 
 
 @dataclass(frozen=True)
@@ -188,6 +195,22 @@ def read_job_file(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
         StoreError: the file is not ours, is newer, or cannot be upgraded; the message says
             what to do.
     """
+    schema = check_job_file(path)
+    wanted = list(columns) if columns is not None else list(JOBS_SCHEMA.names)
+    try:
+        table = pq.read_table(path, columns=[c for c in wanted if c in schema.names])
+    except (OSError, pa.ArrowException) as exc:
+        raise StoreError(f"{path} cannot be read ({exc}); delete it and export again") from exc
+    return upgrade(table, wanted)
+
+
+def check_job_file(path: Path) -> pa.Schema:
+    """Check that a job file can be read as ``JOBS_SCHEMA`` rows; return its own schema.
+
+    Raises:
+        StoreError: the file is not ours, is newer, or cannot be upgraded; the message says
+            what to do.
+    """
     schema, version = file_schema_version(path)
     for field in schema:
         if field.name not in JOBS_SCHEMA.names:
@@ -208,11 +231,12 @@ def read_job_file(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
             f"{path} lacks the columns {', '.join(missing)}; the file is damaged, delete it and "
             "run the export again to fetch its jobs"
         )
+    return schema
+
+
+def upgrade(table: pa.Table, columns: Sequence[str] | None = None) -> pa.Table:
+    """``table``'s columns as ``columns`` of ``JOBS_SCHEMA`` (all by default), missing ones null."""
     wanted = list(columns) if columns is not None else list(JOBS_SCHEMA.names)
-    try:
-        table = pq.read_table(path, columns=[c for c in wanted if c in schema.names])
-    except (OSError, pa.ArrowException) as exc:
-        raise StoreError(f"{path} cannot be read ({exc}); delete it and export again") from exc
     arrays = [
         table[name] if name in table.column_names else pa.nulls(table.num_rows, _type(name))
         for name in wanted
@@ -245,10 +269,13 @@ def conform(table: pa.Table) -> pa.Table:
 
 
 def dedupe(table: pa.Table) -> pa.Table:
-    """Keep one row per ``job_id``: a finished row first, then the newest ``fetched_at``."""
+    """Keep one row per ``job_id``: a finished row first, then the newest ``fetched_at``.
+
+    The table needs at least the ``job_id``, ``state`` and ``fetched_at`` columns.
+    """
     if table.num_rows == 0:
         return table
-    keyed = table.append_column("__final", _is_final(table))
+    keyed = table.append_column("__final", is_final(table))
     order = pc.sort_indices(
         keyed,
         sort_keys=[
@@ -272,8 +299,12 @@ def merge_rows(
     not_found: frozenset[str] = frozenset(),
     marked_at: datetime | None = None,
     compact: bool = False,
+    existing_unique: bool = False,
 ) -> MergeOutcome:
     """Upsert ``incoming`` rows into a partition's ``existing`` rows by ``job_id``.
+
+    The stored rows keep their order and are not copied unless some are replaced; the new and
+    replaced rows follow them, sorted. A compaction sorts the whole partition.
 
     Args:
         existing: the partition's stored rows (duplicates allowed; they are resolved).
@@ -282,11 +313,13 @@ def merge_rows(
             ``not_found_at`` (and ``fetched_at``) set to ``marked_at`` and is kept.
         marked_at: when the service was asked about ``not_found``.
         compact: force ``changed`` (the files need compaction or an upgrade).
+        existing_unique: ``existing`` is one file this module wrote (already one row per job,
+            sorted), so it needs no de-duplication; saves a copy of the partition.
 
     Returns:
         The merged rows and the counts of new and updated jobs.
     """
-    stored = dedupe(existing)
+    stored = existing if existing_unique and not compact else dedupe(existing)
     fresh = dedupe(incoming)
     in_stored = pc.is_in(fresh["job_id"], value_set=stored["job_id"])
     new_rows = fresh.filter(pc.invert(in_stored))
@@ -294,28 +327,26 @@ def merge_rows(
     replace = pa.array([], pa.string())
     if both.num_rows:
         old = stored.take(pc.index_in(both["job_id"], value_set=stored["job_id"]))
-        old_final = _is_final(old)
+        old_final = is_final(old)
         newer = pc.fill_null(pc.greater_equal(both["fetched_at"], old["fetched_at"]), True)
-        allowed = pc.and_(pc.invert(old_final), pc.or_(_is_final(both), newer))
-        take = pc.and_(allowed, _differs(old, both))
+        allowed = pc.and_(pc.invert(old_final), pc.or_(is_final(both), newer))
+        take = pc.and_(allowed, differs(old, both))
         replacements = both.filter(take)
         replace = replacements["job_id"].combine_chunks()
         if len(replace):
             stored = stored.filter(pc.invert(pc.is_in(stored["job_id"], value_set=replace)))
-            stored = pa.concat_tables([stored, replacements])
-    merged = pa.concat_tables([stored, new_rows]) if new_rows.num_rows else stored
+            new_rows = pa.concat_tables([replacements, new_rows])
+    merged = stored
+    if new_rows.num_rows:
+        merged = pa.concat_tables([stored, new_rows.take(pc.sort_indices(new_rows, ROW_ORDER))])
     marked = 0
     if not_found and merged.num_rows:
         merged, marked = _mark_not_found(merged, not_found, marked_at)
-    updated = len(set(replace.to_pylist())) + marked
-    changed = compact or new_rows.num_rows > 0 or updated > 0
-    if changed:
-        merged = merged.take(
-            pc.sort_indices(
-                merged, sort_keys=[("creation_time", "ascending"), ("job_id", "ascending")]
-            )
-        )
-    return MergeOutcome(merged, new_rows.num_rows, updated, changed)
+    updated = len(replace) + marked
+    jobs_new = new_rows.num_rows - len(replace)
+    if compact:
+        merged = merged.take(pc.sort_indices(merged, ROW_ORDER))
+    return MergeOutcome(merged, jobs_new, updated, compact or jobs_new > 0 or updated > 0)
 
 
 def write_partition(root: Path, day: date, table: pa.Table, old_files: Sequence[Path]) -> Path:
@@ -383,13 +414,13 @@ def split_by_date(table: pa.Table) -> dict[date, pa.Table]:
     return out
 
 
-def _is_final(table: pa.Table) -> pa.ChunkedArray:
+def is_final(table: pa.Table) -> pa.ChunkedArray:
     """Whether each row is in a finished state (a null state counts as open)."""
     state = table["state"]
     return pc.fill_null(pc.and_(pc.is_valid(state), pc.invert(pc.is_in(state, _OPEN))), False)
 
 
-def _differs(old: pa.Table, new: pa.Table) -> pa.Array:
+def differs(old: pa.Table, new: pa.Table) -> pa.Array:
     """Row-wise: whether ``new`` holds other values than ``old`` (``fetched_at`` ignored)."""
     differs = pa.array([False] * old.num_rows)
     for name in _CONTENT_COLUMNS:
@@ -410,7 +441,7 @@ def _mark_not_found(
         raise StoreError("marking jobs not found needs the time the service was asked")
     mask = pc.and_(
         pc.is_in(table["job_id"], value_set=pa.array(sorted(not_found), pa.string())),
-        pc.and_(pc.invert(_is_final(table)), pc.is_null(table["not_found_at"])),
+        pc.and_(pc.invert(is_final(table)), pc.is_null(table["not_found_at"])),
     )
     count = pc.sum(pc.cast(mask, pa.int64())).as_py() or 0
     if not count:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -50,6 +49,17 @@ from ._ledger import (
     read_coverage,
 )
 from ._lock import DatasetLock
+from ._plan import (
+    IDS_PER_REQUEST,
+    OpenJob,
+    Span,
+    choose_windows,
+    cross_products,
+    in_plan,
+    union,
+    window_of,
+)
+from ._rewrite import rewrite_partition
 from ._status import DatasetStatus, read_status
 from ._times import TimeLike, parse_span, resolve_since, to_utc, utc_now
 from .errors import ConfigError, StoreError
@@ -70,8 +80,6 @@ DEFAULT_OVERLAP = timedelta(minutes=10)
 BATCH_ROWS = 50_000
 #: Seconds between flushes when rows come slowly, so a long run's progress is kept.
 FLUSH_SECONDS = 60.0
-#: Ids a ``get_jobs`` request takes.
-IDS_PER_REQUEST = 10
 
 _OPEN_COLUMNS = (
     "job_id",
@@ -131,14 +139,6 @@ class ExportResult:
         if self.errors:
             text += "; " + "; ".join(self.errors)
         return text
-
-
-@dataclass
-class _OpenJob:
-    job_id: str
-    tag: str
-    queue_id: str | None
-    creation_time: datetime
 
 
 @dataclass
@@ -249,7 +249,7 @@ def export(
             plan = run.plan_discovery(keys, lower, upper, lag)
             open_jobs = run.scan_open(tag_list, queue_list)
             run.discover(plan)
-            run.refresh([job for job in open_jobs if not _in_plan(job, plan)], plan)
+            run.refresh([job for job in open_jobs if not in_plan(job, plan)], plan)
             run.flush()
             remaining = len(run.scan_open(tag_list, queue_list))
         except BaseException as exc:
@@ -339,13 +339,13 @@ class _Run:
             if covered and lag > timedelta(0):
                 mark = min(covered[-1][1], upper)
                 ranges.append((max(lower, mark - lag), mark))
-            plan[key] = _union(r for r in ranges if r[0] < r[1])
+            plan[key] = union(r for r in ranges if r[0] < r[1])
         return plan
 
-    def scan_open(self, tags: Sequence[str], queues: Sequence[str | None]) -> list[_OpenJob]:
+    def scan_open(self, tags: Sequence[str], queues: Sequence[str | None]) -> list[OpenJob]:
         """The stored jobs of this run's tags and queues that are open and not marked gone."""
         tag_set = pa.array(tags, pa.string())
-        found: list[_OpenJob] = []
+        found: list[OpenJob] = []
         for files in parts.list_partitions(self.root).values():
             table = parts.dedupe(parts.read_partition(files, _OPEN_COLUMNS))
             mask = pc.and_(
@@ -356,7 +356,7 @@ class _Run:
                 mask = pc.and_(mask, pc.is_in(table["queue_id"], pa.array(queues, pa.string())))
             for row in table.filter(pc.fill_null(mask, False)).to_pylist():
                 found.append(
-                    _OpenJob(row["job_id"], row["tag"], row["queue_id"], row["creation_time"])
+                    OpenJob(row["job_id"], row["tag"], row["queue_id"], row["creation_time"])
                 )
         return found
 
@@ -367,21 +367,21 @@ class _Run:
             if ranges:
                 groups[tuple(ranges)].append(key)
         for spans, keys in sorted(groups.items(), key=lambda item: item[0][0]):
-            for tags, queues in _cross_products(keys):
+            for tags, queues in cross_products(keys):
                 for start, end in spans:
                     self._consume(self._list(start, end, tags, queues, self.states))
 
     def refresh(
         self,
-        jobs: Sequence[_OpenJob],
+        jobs: Sequence[OpenJob],
         plan: dict[CoverageKey, list[tuple[datetime, datetime]]],
     ) -> None:
         """Bring the open jobs up to date, by id or by window, whichever costs fewer requests."""
         if not jobs:
             return
-        by_window: dict[tuple[CoverageKey, datetime, datetime], list[_OpenJob]] = defaultdict(list)
-        costs: dict[tuple[CoverageKey, datetime, datetime], int] = {}
-        loose: list[_OpenJob] = []
+        by_window: dict[Span, list[OpenJob]] = defaultdict(list)
+        costs: dict[Span, int] = {}
+        loose: list[OpenJob] = []
         for job in jobs:
             key = CoverageKey(
                 self.client.bucket,
@@ -390,14 +390,14 @@ class _Run:
                 None if self._queues(plan) == [None] else job.queue_id,
                 self.states_key,
             )
-            window = None if self.states is not None else _window_of(self.ledger, key, job)
+            window = None if self.states is not None else window_of(self.ledger, key, job)
             if window is None:
                 loose.append(job)
                 continue
             span = (key, window.start, window.end)
             by_window[span].append(job)
             costs[span] = window.cost
-        reread = _choose_windows(by_window, costs, loose)
+        reread = choose_windows(by_window, costs, loose)
         by_id = loose + [job for span, js in by_window.items() if span not in reread for job in js]
         logger.info(
             "refreshing %d open jobs: %d by id, %d windows re-read",
@@ -415,7 +415,14 @@ class _Run:
     def flush(self) -> None:
         """Upsert the buffered rows into their partitions, then record the covered windows."""
         current = parts.list_partitions(self.root) if (self._rows or self._missing) else {}
-        for day in sorted(set(self._rows) | set(self._missing)):
+        days = sorted(set(self._rows) | set(self._missing))
+        logger.debug(
+            "flushing %d rows into %d partitions, then %d windows",
+            self._buffered,
+            len(days),
+            len(self._windows),
+        )
+        for day in days:
             tables = self._rows.pop(day, [])
             incoming = pa.concat_tables(tables) if tables else JOBS_SCHEMA.empty_table()
             self._rewrite(
@@ -509,8 +516,8 @@ class _Run:
             ):
                 self.flush()
 
-    def _lookup(self, jobs: Sequence[_OpenJob]) -> None:
-        by_tag: dict[str, list[_OpenJob]] = defaultdict(list)
+    def _lookup(self, jobs: Sequence[OpenJob]) -> None:
+        by_tag: dict[str, list[OpenJob]] = defaultdict(list)
         for job in jobs:
             by_tag[job.tag].append(job)
         limiter = TokenBucket(self.qps)
@@ -550,94 +557,27 @@ class _Run:
         missing: set[str] | None = None,
         compact: bool = False,
     ) -> None:
-        existing = parts.read_partition(files)
-        outcome = parts.merge_rows(
-            existing,
+        outcome = rewrite_partition(
+            self.root,
+            day,
+            files,
             incoming,
             not_found=frozenset(missing or ()),
             marked_at=self._marked_at,
-            compact=compact or len(files) > 1,
+            compact=compact,
         )
-        if not outcome.changed:
-            return
-        parts.write_partition(self.root, day, outcome.table, files)
-        self.counts.rows_written += outcome.table.num_rows
-        self.counts.jobs_new += outcome.jobs_new
-        self.counts.jobs_updated += outcome.jobs_updated
-        self.counts.partitions += 1
+        if outcome.written:
+            self.counts.rows_written += outcome.rows
+            self.counts.jobs_new += outcome.jobs_new
+            self.counts.jobs_updated += outcome.jobs_updated
+            self.counts.partitions += 1
+        del outcome
+        # Hand the partition's buffers back to the OS now: the next partition is read at once,
+        # and the allocator would otherwise keep the peak of every partition it has seen.
+        pa.default_memory_pool().release_unused()
 
     def _queues(self, plan: dict[CoverageKey, list[tuple[datetime, datetime]]]) -> list[str | None]:
         return sorted({key.queue for key in plan}, key=lambda q: q or "") or [None]
-
-
-def _choose_windows(
-    by_window: dict[tuple[CoverageKey, datetime, datetime], list[_OpenJob]],
-    costs: dict[tuple[CoverageKey, datetime, datetime], int],
-    loose: Sequence[_OpenJob],
-) -> set[tuple[CoverageKey, datetime, datetime]]:
-    """The windows to re-read: the cheapest of all-by-id, all-by-window and a greedy mix."""
-
-    def price(reread: set[tuple[CoverageKey, datetime, datetime]]) -> int:
-        per_tag: dict[str, int] = defaultdict(int)
-        for job in loose:
-            per_tag[job.tag] += 1
-        for span, jobs in by_window.items():
-            if span not in reread:
-                for job in jobs:
-                    per_tag[job.tag] += 1
-        lookups = sum(math.ceil(n / IDS_PER_REQUEST) for n in per_tag.values())
-        return lookups + sum(costs[span] for span in reread)
-
-    plans = [
-        set(),
-        {span for span, jobs in by_window.items() if len(jobs) >= IDS_PER_REQUEST * costs[span]},
-        set(by_window),
-    ]
-    # On a tie the plan with fewer re-reads wins: a lookup by id costs exactly what was priced.
-    return min(plans, key=lambda plan: (price(plan), len(plan)))
-
-
-def _window_of(ledger: Sequence[Window], key: CoverageKey, job: _OpenJob) -> Window | None:
-    """The cheapest covered window of ``key`` that holds the job's creation time."""
-    best = None
-    for window in ledger:
-        holds = key.covered_by(window.key) and window.start <= job.creation_time < window.end
-        if holds and (best is None or window.cost < best.cost):
-            best = window
-    return best
-
-
-def _in_plan(job: _OpenJob, plan: dict[CoverageKey, list[tuple[datetime, datetime]]]) -> bool:
-    """Whether this run's discovery lists the job anyway (so it needs no refresh)."""
-    for key, ranges in plan.items():
-        ours = key.tag == job.tag and key.queue in (None, job.queue_id)
-        if ours and any(lo <= job.creation_time < hi for lo, hi in ranges):
-            return True
-    return False
-
-
-def _cross_products(
-    keys: Sequence[CoverageKey],
-) -> list[tuple[list[str], list[str | None]]]:
-    """Split keys into (tags, queues) groups whose cross product is exactly those keys."""
-    tags = sorted({k.tag for k in keys})
-    queues = sorted({k.queue for k in keys}, key=lambda q: q or "")
-    if len(keys) == len(tags) * len(queues):
-        return [(tags, queues)]
-    by_queue: dict[str | None, list[str]] = defaultdict(list)
-    for key in keys:
-        by_queue[key.queue].append(key.tag)
-    return [(sorted(t), [q]) for q, t in sorted(by_queue.items(), key=lambda i: i[0] or "")]
-
-
-def _union(ranges: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
-    merged: list[tuple[datetime, datetime]] = []
-    for start, end in sorted(ranges):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
-    return merged
 
 
 def _names(values: Iterable[str], what: str) -> list[str]:

@@ -21,12 +21,13 @@ import cijobs_analytics as cj
 from cijobs_analytics import _partitions as parts
 from cijobs_analytics._ledger import CoverageKey, read_coverage, read_runs
 from cijobs_analytics._lock import DatasetLock
+from cijobs_analytics._plan import OpenJob, choose_windows
 from cijobs_analytics.client import CIClient
 from cijobs_analytics.config import Credentials
 from cijobs_analytics.emulator import Emulator
 from cijobs_analytics.errors import AuthError, ConfigError, StoreError
 from cijobs_analytics.schema import JOBS_SCHEMA
-from cijobs_analytics.store import _choose_windows, _OpenJob, read_status
+from cijobs_analytics.store import read_status
 
 FIELDS = ("tag", "queue_id", "state", "code", "creation_time", "start_time", "end_time")
 
@@ -156,13 +157,13 @@ def test_cheapest_refresh_plan() -> None:
     crowded = (key, t, t + timedelta(hours=1))
     sparse = (key, t + timedelta(hours=1), t + timedelta(hours=2))
     jobs = {
-        crowded: [_OpenJob(f"a{i}", "Transcode", None, t) for i in range(35)],
-        sparse: [_OpenJob("b0", "Transcode", None, t + timedelta(hours=1))],
+        crowded: [OpenJob(f"a{i}", "Transcode", None, t) for i in range(35)],
+        sparse: [OpenJob("b0", "Transcode", None, t + timedelta(hours=1))],
     }
     # 35 ids cost 4 lookups; the crowded window costs 1 page: re-read it, look b0 up by id.
-    assert _choose_windows(jobs, {crowded: 1, sparse: 1}, []) == {crowded}
+    assert choose_windows(jobs, {crowded: 1, sparse: 1}, []) == {crowded}
     # A window that costs 5 pages is dearer than 4 lookups.
-    assert _choose_windows(jobs, {crowded: 5, sparse: 1}, []) == set()
+    assert choose_windows(jobs, {crowded: 5, sparse: 1}, []) == set()
 
 
 def test_old_schema_partition_is_read_and_upgraded(live: Emulator, tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from cijobs_analytics._ledger import (
     read_runs,
 )
 from cijobs_analytics._lock import DatasetLock, read_lock_holder
+from cijobs_analytics._rewrite import RewriteOutcome, rewrite_partition
 from cijobs_analytics._status import read_status
 from cijobs_analytics.errors import StoreError
 from cijobs_analytics.schema import JOBS_SCHEMA
@@ -67,10 +68,13 @@ def by_id(table: pa.Table) -> dict[str, dict[str, Any]]:
 # --- upsert -------------------------------------------------------------------------------
 
 
-def test_merge_adds_new_jobs_and_sorts_by_creation_time() -> None:
-    out = parts.merge_rows(rows(job("b", "Success", 5)), rows(job("a", "Running", 1)))
-    assert out.table["job_id"].to_pylist() == ["a", "b"]
-    assert (out.jobs_new, out.jobs_updated, out.changed) == (1, 0, True)
+def test_merge_appends_new_jobs_sorted_and_compaction_sorts_all() -> None:
+    stored = rows(job("b", "Success", 5))
+    out = parts.merge_rows(stored, rows(job("d", "Running", 9), job("a", "Running", 1)))
+    assert out.table["job_id"].to_pylist() == ["b", "a", "d"]
+    assert (out.jobs_new, out.jobs_updated, out.changed) == (2, 0, True)
+    out = parts.merge_rows(out.table, parts.JOBS_SCHEMA.empty_table(), compact=True)
+    assert out.table["job_id"].to_pylist() == ["a", "b", "d"]
 
 
 def test_merge_newest_fetched_at_wins_for_open_jobs() -> None:
@@ -397,3 +401,67 @@ def test_status_of_a_missing_directory_is_a_store_error(tmp_path: Path) -> None:
         read_status(tmp_path / "nope")
     with pytest.raises(StoreError, match="not a cijobs dataset"):
         read_status(tmp_path)
+
+
+# --- streaming rewrite --------------------------------------------------------------------
+
+
+def _stored_rows(root: Path, day: date) -> dict[str, dict[str, Any]]:
+    return by_id(parts.dedupe(parts.read_partition(parts.list_partitions(root)[day])))
+
+
+def test_streaming_rewrite_follows_the_merge_rules(tmp_path: Path) -> None:
+    day = date(2026, 11, 1)
+    seen = T0 + timedelta(days=1)
+    first = rows(job("a", "Running", 1), job("b", "Running", 2), job("c", "Success", 3))
+    second = rows(job("a", "Success", 1, fetched=5))  # a crash left two files
+    parts.write_partition(tmp_path, day, first, [])
+    parts.write_partition(tmp_path, day, second, [])
+    files = parts.list_partitions(tmp_path)[day]
+    incoming = rows(job("b", "Failed", 2, fetched=9), job("d", "Submitted", 4, fetched=9))
+    expected = parts.merge_rows(
+        parts.read_partition(files), incoming, not_found=frozenset({"c"}), marked_at=seen
+    )
+    out = rewrite_partition(
+        tmp_path, day, files, incoming, not_found=frozenset({"c"}), marked_at=seen
+    )
+    assert out == RewriteOutcome(True, 4, 1, 1)
+    (new_file,) = parts.list_partitions(tmp_path)[day]
+    assert _stored_rows(tmp_path, day) == by_id(expected.table)
+    order = parts.read_partition([new_file])["job_id"].to_pylist()
+    # Stored winners first (in file order), then the replaced and new rows, sorted.
+    assert sorted(order[:2]) == ["a", "c"]
+    assert order[2:] == ["b", "d"]
+    assert pq.read_schema(new_file).metadata[parts.VERSION_KEY] == b"1"
+
+
+def test_streaming_rewrite_marks_not_found_and_leaves_unchanged_partitions_alone(
+    tmp_path: Path,
+) -> None:
+    day = date(2026, 11, 1)
+    file = parts.write_partition(tmp_path, day, rows(job("a", "Running"), job("b", "Pause")), [])
+    again = rows(job("a", "Running", fetched=30))
+    assert rewrite_partition(tmp_path, day, [file], again) == RewriteOutcome(False, 0, 0, 0)
+    assert parts.list_partitions(tmp_path)[day] == [file]
+    seen = T0 + timedelta(days=2)
+    out = rewrite_partition(
+        tmp_path, day, [file], again, not_found=frozenset({"b"}), marked_at=seen
+    )
+    assert out == RewriteOutcome(True, 2, 0, 1)
+    got = _stored_rows(tmp_path, day)
+    assert got["b"]["not_found_at"] == seen
+    assert got["a"]["not_found_at"] is None
+    assert not file.exists()
+
+
+def test_streaming_rewrite_upgrades_an_old_file_in_batches(tmp_path: Path) -> None:
+    from cijobs_analytics import _rewrite
+
+    day = date(2026, 11, 1)
+    many = rows(*(job(f"j{i:05d}", "Success", i / 100) for i in range(3 * _rewrite.BATCH_SIZE)))
+    path = _old_version_file(tmp_path, many.drop(["not_found_at"]), 0)
+    out = rewrite_partition(tmp_path, day, [path], rows(job("new", "Running", 1)), compact=True)
+    assert out == RewriteOutcome(True, many.num_rows + 1, 1, 0)
+    (new_file,) = parts.list_partitions(tmp_path)[day]
+    assert pq.read_schema(new_file).names == JOBS_SCHEMA.names
+    assert pq.ParquetFile(new_file).metadata.num_rows == many.num_rows + 1

@@ -1,0 +1,143 @@
+"""Benchmark the incremental export: memory that stays flat, throughput, cheap re-runs.
+
+Exports 100,000 and then 200,000 jobs (7 days, 3 queues) from the emulator, each with
+``cijobs export`` in a child process, and polls the child's own peak RSS (``VmHWM``, Linux). Then
+re-runs the 100k export with nothing new and counts the requests it makes.
+
+Targets: the 200k run's peak RSS under 1.3x the 100k run's and under 1 GiB; the no-change
+re-run under 10% of the first run's requests. Exits 1 when one is missed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cijobs_analytics.emulator import Emulator
+
+RSS_RATIO_TARGET = 1.3
+RSS_LIMIT_BYTES = 1 << 30
+RERUN_SHARE_TARGET = 0.10
+
+
+@dataclass(frozen=True)
+class Run:
+    jobs: int
+    seconds: float
+    peak_rss: int
+    requests: int
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.jobs / self.seconds if self.seconds else 0.0
+
+
+def export(emu: Emulator, dataset: Path, jobs: int, *extra: str) -> Run:
+    """Run ``cijobs export`` in a child process; its peak RSS comes from wait4."""
+    env = dict(os.environ)
+    env["TENCENTCLOUD_SECRET_ID"] = emu.credentials.secret_id
+    env["TENCENTCLOUD_SECRET_KEY"] = emu.credentials.secret_key
+    command = [
+        sys.executable,
+        "-m",
+        "cijobs_analytics",
+        "export",
+        "--dataset",
+        str(dataset),
+        "--bucket",
+        emu.bucket,
+        "--region",
+        emu.region,
+        "--endpoint",
+        emu.url,
+        "--no-progress",
+        *extra,
+    ]
+    emu.reset_stats()
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, _high_water_mark(proc.pid))
+        time.sleep(0.01)
+    seconds = time.perf_counter() - started
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        sys.stderr.write(err.decode())
+        raise SystemExit(f"export failed with exit {proc.returncode}")
+    print("  " + out.decode().strip(), flush=True)
+    return Run(jobs, seconds, peak, emu.stats().requests)
+
+
+def _high_water_mark(pid: int) -> int:
+    """The child's peak RSS so far, in bytes (``VmHWM``; 0 once it has exited).
+
+    ``wait4``'s ``ru_maxrss`` would not do: a child starts as a copy of this process, which
+    holds the emulator's jobs, and the kernel carries that size over into the child's maximum.
+    """
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def main() -> int:
+    work = Path(tempfile.mkdtemp(prefix="bench_export_"))
+    runs: dict[int, Run] = {}
+    try:
+        for size in (100_000, 200_000):
+            with Emulator(jobs=size, days=7.0, seed=7, queues=3) as emu:
+                dataset = work / f"ds_{size}"
+                print(f"export {size:,} jobs ...", flush=True)
+                runs[size] = export(emu, dataset, size, "--since", "8d")
+                if size == 100_000:
+                    print("re-run with no change ...", flush=True)
+                    rerun = export(emu, dataset, 0)
+            shutil.rmtree(work / f"ds_{size}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    small, large = runs[100_000], runs[200_000]
+    ratio = large.peak_rss / small.peak_rss
+    share = rerun.requests / small.requests
+    mib = 1 << 20
+    print()
+    print(f"{'run':<22}{'seconds':>9}{'rows/s':>10}{'peak RSS MiB':>14}{'requests':>10}")
+    for name, run in (
+        ("100k first run", small),
+        ("100k no-change re-run", rerun),
+        ("200k first run", large),
+    ):
+        print(
+            f"{name:<22}{run.seconds:>9.1f}{run.rows_per_s:>10.0f}"
+            f"{run.peak_rss / mib:>14.0f}{run.requests:>10}"
+        )
+    print(f"peak RSS 200k / 100k: {ratio:.2f} (target < {RSS_RATIO_TARGET})")
+    print(f"peak RSS 200k: {large.peak_rss / mib:.0f} MiB (target < {RSS_LIMIT_BYTES // mib} MiB)")
+    print(f"re-run requests / first run: {share:.1%} (target < {RERUN_SHARE_TARGET:.0%})")
+    missed = []
+    if ratio >= RSS_RATIO_TARGET:
+        missed.append("RSS ratio")
+    if large.peak_rss >= RSS_LIMIT_BYTES:
+        missed.append("RSS limit")
+    if share >= RERUN_SHARE_TARGET:
+        missed.append("re-run requests")
+    if missed:
+        print(f"missed: {', '.join(missed)}")
+        return 1
+    print("all targets met")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
