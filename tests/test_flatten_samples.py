@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -423,3 +424,20 @@ def test_parse_job_lookup_returns_jobs_and_unknown_ids():
 def test_parse_response_is_exported_at_top_level():
     assert cj.parse_response is parse_response
     assert cj.parse_pages is parse_pages
+
+
+def test_parse_pages_leaves_the_garbage_collector_as_it_found_it():
+    """The collector is paused while flattening, and resumed after, errors included."""
+    page = (SAMPLES / "tags" / "Concat.xml").read_bytes()
+    assert gc.isenabled()
+    assert parse_pages([page]).num_rows == 1
+    assert gc.isenabled()
+    with pytest.raises(cj.ResponseParseError):
+        parse_pages([page, b"<Response>"])
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        parse_pages([page])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
