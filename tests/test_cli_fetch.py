@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -199,3 +201,39 @@ def test_python_dash_m_runs_the_fetch_command(emulator: Emulator, tmp_path: Path
     expected = emulator.truth(START, EMULATOR_END, tags=["Transcode"])
     assert pq.read_table(out).num_rows == len(expected)
     assert done.stderr.startswith("cijobs fetch: wrote")
+
+
+def test_ctrl_c_stops_at_once_and_leaves_no_partial_file(tmp_path: Path) -> None:
+    """SIGINT mid-fetch: exit 130 within a second or two, no .tmp left, no output file."""
+    with Emulator(jobs=2000, days=1, seed=4, end=EMULATOR_END, latency_ms=400) as slow:
+        out = tmp_path / "jobs.parquet"
+        env = dict(os.environ)
+        env.update(
+            {
+                ENV_SECRET_ID: slow.credentials.secret_id,
+                ENV_SECRET_KEY: slow.credentials.secret_key,
+                "CI": "1",
+            }
+        )
+        argv = _args(slow, out)
+        argv[argv.index("--start") + 1] = (EMULATOR_END - timedelta(hours=23)).isoformat()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cijobs_analytics", *argv],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        tmp = tmp_path / "jobs.parquet.tmp"
+        deadline = time.monotonic() + 60
+        while not tmp.exists() or slow.stats().requests < 4:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        interrupted = time.monotonic()
+        _, err = process.communicate(timeout=30)
+        assert time.monotonic() - interrupted < 3.0
+        assert process.returncode == 130, err
+        assert "interrupted" in err
+        assert list(tmp_path.iterdir()) == []
