@@ -441,3 +441,62 @@ def test_parse_pages_leaves_the_garbage_collector_as_it_found_it():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+_TAG_GOLDEN: dict[str, dict[str, Any]] = {
+    "Animation": {
+        "output_files": [
+            {
+                "bucket": "examplebucket-1250000000",
+                "region": "ap-guangzhou",
+                "object_name": "clips/cat-jump.gif",
+                "md5": "d38252762d3d4fd229faae637fd13f4e",
+            }
+        ],
+        "extra:Operation/Animation/TimeInterval/Duration": "4.5",
+        "processing_s": 7.0,
+    },
+    "SmartCover": {
+        "output_files.object_name": [f"covers/match-{i}.jpg" for i in range(3)],
+        "extra:Operation/SmartCover/DeleteDuplicates": "true",
+    },
+    "Concat": {
+        "extra:Operation/ConcatTemplate/ConcatFragment[1]/Mode": "End",
+        "video_fps": 25.0,
+        "audio_codec": "mp3",
+        "duration_s": 1260.48,
+        "speed_x": 1260.48 / 71.0,
+    },
+    "SDRtoHDR": {
+        "video_codec": "hevc",
+        "video_profile": "Main 10",
+        "video_width": 3840,
+        "extra:Operation/SDRtoHDR/HdrMode": "HDR10",
+    },
+    "VideoProcess": {
+        "audio_channels": 1,
+        "audio_channel_layout": "mono",
+        "extra:Operation/VideoProcess/MsSharpen/SharpenLevel": "5",
+    },
+    "ExtractDigitalWatermark": {
+        "user_data": "case=LK-2026-311",
+        "job_level": 2,
+        "output_files": [],
+        "extra:Operation/ExtractDigitalWatermark/Version": "V1",
+    },
+}
+
+
+@pytest.mark.parametrize("tag", sorted(_TAG_GOLDEN))
+def test_tag_page_golden_values(tag: str):
+    row = _rows(f"tags/{tag}.xml")[0]
+    extra = dict(row["extra"])
+    for key, expected in _TAG_GOLDEN[tag].items():
+        if key.startswith("extra:"):
+            assert extra[key.removeprefix("extra:")] == expected, key
+        elif key == "output_files.object_name":
+            assert [entry["object_name"] for entry in row["output_files"]] == expected
+        elif isinstance(expected, float):
+            assert row[key] == pytest.approx(expected), key
+        else:
+            assert row[key] == expected, key
