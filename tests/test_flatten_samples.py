@@ -10,6 +10,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from lxml import etree
 
 import cijobs_analytics as cj
 from cijobs_analytics import flatten
@@ -142,6 +143,14 @@ def test_seed_second_job_media_info_and_output(seed: flatten.ParsedPage):
     assert extra["Operation/MediaInfo/Stream/Audio/SampleFmt"] == "fltp"
     assert extra["Operation/MediaInfo/Format/NumProgram"] == "0"
     assert not any("Subtitle" in key for key in extra)
+
+
+def test_a_generic_recover_mode_would_lose_the_seed_jobs(seed: flatten.ParsedPage):
+    """Why the repair is targeted: libxml2's recover mode keeps one job, without its JobId."""
+    body = (SAMPLES / "seed-describe-media-jobs.xml").read_bytes()
+    recovered = etree.fromstring(body, etree.XMLParser(recover=True))
+    assert [job.findtext("JobId") for job in recovered.iter("JobsDetail")] == [None]
+    assert seed.table.num_rows == 2
 
 
 def test_the_stray_message_repair_is_logged_once_then_at_debug(caplog, monkeypatch):
