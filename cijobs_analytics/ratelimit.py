@@ -7,14 +7,16 @@ thread.
 
 Back-off is multiplicative both ways: a throttle answer halves the rate at once, and every
 ``recovery_s`` seconds without one the rate doubles again, up to the configured ceiling. A
-throttle answer to a request that was let through before the last decrease says nothing new
-(those requests went out at the old pace), so it is counted but does not halve again; the
-bucket tells them apart by the ticket each thread drew in its last :meth:`acquire`, which
-works because the client reports a throttle from the thread that sent the request.
-A fixed step back up would take minutes from a low rate; doubling wins back a wrong guess in a
+fixed step back up would take minutes from a low rate; doubling wins back a wrong guess in a
 few seconds, and the next throttle answer halves it again if the service still disagrees.
+
+A throttle answer to a request that was let through before the last decrease says nothing new
+(that request went out at the old pace), so it is counted but does not halve again. The bucket
+tells such answers apart by the ticket each thread drew in its last :meth:`acquire`, which
+works because the client reports a throttle from the thread that sent the request.
+
 With ``qps=None`` the bucket lets everything through until the first throttle answer; from
-then on it limits at half the rate it measured over the last seconds, and once it has doubled
+then on it limits at half the rate it measured over the last second, and once it has doubled
 back past twice that rate it stops limiting.
 """
 
@@ -46,6 +48,11 @@ class TokenBucket:
         clock: a monotonic clock in seconds (tests pass a fake one).
         sleep: how to wait; by default an interruptible wait that :meth:`close` cuts short.
 
+    Attributes:
+        acquired: requests let through so far.
+        throttle_count: throttle answers reported so far.
+        waited_s: seconds callers were asked to wait in total.
+
     Raises:
         ConfigError: an argument is out of range.
 
@@ -67,7 +74,9 @@ class TokenBucket:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] | None = None,
     ) -> None:
-        if qps is not None and not qps > 0:
+        if qps is not None and (
+            isinstance(qps, bool) or not isinstance(qps, int | float) or not qps > 0
+        ):
             raise ConfigError(f"qps must be a positive number or None, got {qps!r}")
         if not burst >= 1:
             raise ConfigError(f"burst must be at least 1, got {burst!r}")
