@@ -609,3 +609,48 @@ def report_command(
         queue_ids=list(queue_ids) or None,
     )
     click.echo(f"cijobs report: wrote {path}")
+
+
+@cli.command("demo")
+@click.option(
+    "--out",
+    default="demo_output",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for dataset/ and report.html (an earlier demo there is replaced).",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(100, 500_000),
+    default=20_000,
+    show_default=True,
+    help="How many jobs the embedded emulator holds.",
+)
+@click.option("--no-progress", is_flag=True, help="Show no progress bars.")
+def demo_command(out: Path, jobs: int, no_progress: bool) -> None:
+    """End to end on an embedded emulator: export a week of jobs, let time pass, export
+    again, and write an HTML report.
+
+    Needs no credentials and no network: the emulator runs in this process on 127.0.0.1.
+
+    Example: cijobs demo --out demo_output
+    """
+    import time
+
+    from .demo import run_demo
+
+    started = time.perf_counter()
+    result = run_demo(out, jobs=jobs, progress=not no_progress, echo=click.echo)
+    dataset = result.dataset
+    example = (
+        "SELECT tag, count(*) AS jobs, count(*) FILTER (WHERE state = 'Failed') AS failed "
+        "FROM jobs GROUP BY tag ORDER BY jobs DESC"
+    )
+    click.echo(
+        f"\ndone in {time.perf_counter() - started:.0f} s\n"
+        f"  dataset: {dataset}/  (hive-partitioned Parquet; open it with DuckDB, pandas, Polars)\n"
+        f"  report:  {result.report}\n"
+        "try next:\n"
+        f"  .venv/bin/cijobs status --dataset {dataset}\n"
+        f'  .venv/bin/cijobs sql --dataset {dataset} "{example}"'
+    )
