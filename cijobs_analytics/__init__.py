@@ -5,12 +5,11 @@ table, keeps an incremental Parquet dataset current, and answers throughput and 
 questions with DuckDB and matplotlib.
 """
 
-from __future__ import annotations
+import importlib as _importlib
+import importlib.metadata as _metadata
+import typing as _typing
 
-from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, Any
-
+from .client import CIClient, ClientStats, JobLookup, Page
 from .config import Credentials
 from .errors import (
     APIError,
@@ -25,12 +24,12 @@ from .errors import (
     ThrottledError,
     TransportError,
 )
-from .fetch import fetch_jobs, iter_jobs
+from .fetch import FetchStats, fetch_jobs, iter_jobs
 from .flatten import parse_pages, parse_response
 from .schema import JOBS_SCHEMA, OUTPUTS_SCHEMA, STREAMS_SCHEMA, TAGS
-from .store import ExportResult, export
+from .store import DatasetStatus, ExportResult, export, read_status
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from . import plots, reports
     from .query import connect
 
@@ -39,20 +38,20 @@ if TYPE_CHECKING:
 _LAZY = {"connect": ("query", "connect"), "plots": ("plots", None), "reports": ("reports", None)}
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     """Import ``connect``, ``plots`` and ``reports`` when first used."""
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     module_name, attribute = _LAZY[name]
-    module = import_module(f"{__name__}.{module_name}")
+    module = _importlib.import_module(f"{__name__}.{module_name}")
     value = getattr(module, attribute) if attribute else module
     globals()[name] = value
     return value
 
 
 try:
-    __version__ = version("cijobs_analytics")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = _metadata.version("cijobs_analytics")
+except _metadata.PackageNotFoundError:  # pragma: no cover - a source tree, not installed
     __version__ = "0+unknown"
 
 __all__ = [
@@ -62,11 +61,17 @@ __all__ = [
     "TAGS",
     "APIError",
     "AuthError",
+    "CIClient",
     "CIJobsError",
+    "ClientStats",
     "ConfigError",
     "Credentials",
+    "DatasetStatus",
     "ExportResult",
+    "FetchStats",
     "InvalidArgumentError",
+    "JobLookup",
+    "Page",
     "QueryError",
     "ResponseParseError",
     "ServerError",
@@ -81,5 +86,6 @@ __all__ = [
     "parse_pages",
     "parse_response",
     "plots",
+    "read_status",
     "reports",
 ]
