@@ -274,7 +274,7 @@ def _export_span(ctx: click.Context, param: click.Parameter, value: str) -> Any:
 @click.option(
     "--batch-rows",
     type=click.IntRange(1),
-    default=50_000,
+    default=20_000,
     show_default=True,
     help="Rows buffered before partitions are written: fewer use less memory.",
 )

@@ -77,9 +77,11 @@ logger = logging.getLogger(__name__)
 #: How far behind the watermark each run re-reads, for jobs the service lists late.
 DEFAULT_OVERLAP = timedelta(minutes=10)
 #: Rows buffered before the touched partitions are rewritten; bounds the export's memory.
-BATCH_ROWS = 50_000
+BATCH_ROWS = 20_000
 #: Seconds between flushes when rows come slowly, so a long run's progress is kept.
-FLUSH_SECONDS = 60.0
+FLUSH_SECONDS = 15.0
+#: Covered windows pending before a flush, so a run over sparse ranges records its progress.
+FLUSH_WINDOWS = 64
 
 _OPEN_COLUMNS = (
     "job_id",
@@ -366,9 +368,15 @@ class _Run:
         for key, ranges in plan.items():
             if ranges:
                 groups[tuple(ranges)].append(key)
+        logger.info(
+            "listing %d ranges over %d listing filters",
+            sum(len(spans) * len(keys) for spans, keys in groups.items()),
+            sum(len(keys) for keys in groups.values()),
+        )
         for spans, keys in sorted(groups.items(), key=lambda item: item[0][0]):
             for tags, queues in cross_products(keys):
                 for start, end in spans:
+                    logger.debug("listing [%s, %s) for %s", start, end, ", ".join(tags))
                     self._consume(self._list(start, end, tags, queues, self.states))
 
     def refresh(
@@ -512,6 +520,7 @@ class _Run:
             )
             if (
                 self._buffered >= self.batch_rows
+                or len(self._windows) >= FLUSH_WINDOWS
                 or time.monotonic() - self._last_flush > FLUSH_SECONDS
             ):
                 self.flush()

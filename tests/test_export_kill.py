@@ -45,10 +45,13 @@ def _command(emu: Emulator, root: Path) -> list[str]:
         emu.url,
         "--since",
         "3d",
+        # A wide overlap gives every run, not only the first, hours to list and merge again.
+        "--overlap",
+        "12h",
         "--workers",
-        "2",
+        "4",
         "--batch-rows",
-        "250",
+        "50",
         "--no-progress",
     ]
 
@@ -105,7 +108,7 @@ def _check_readable(root: Path, emu: Emulator, run_started: float) -> int:
 def test_sigkill_at_ten_random_moments_then_a_full_run_equals_truth(
     make_emulator: Callable[..., Emulator], tmp_path: Path
 ) -> None:
-    emu = make_emulator(jobs=8000, days=2.0, seed=21, end=None, latency_ms=60)
+    emu = make_emulator(jobs=12000, days=2.0, seed=21, end=None, latency_ms=150)
     root = tmp_path / "ds"
     rng = random.Random(20261101)
     env = _env(emu)
@@ -116,7 +119,7 @@ def test_sigkill_at_ten_random_moments_then_a_full_run_equals_truth(
         with subprocess.Popen(
             _command(emu, root), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         ) as proc:
-            time.sleep(rng.uniform(0.6, 3.0))
+            time.sleep(rng.uniform(0.8, 4.0))
             alive.append(proc.poll() is None)
             proc.send_signal(signal.SIGKILL)
             proc.wait()
@@ -128,7 +131,7 @@ def test_sigkill_at_ten_random_moments_then_a_full_run_equals_truth(
 
     assert progress[-1] > 0, progress
     # Most kills must land while the export runs, or the test proves little.
-    assert sum(alive) >= KILLS // 3, alive
+    assert sum(alive) >= KILLS // 2, alive
     done = subprocess.run(
         _command(emu, root), env=env, capture_output=True, text=True, timeout=300, check=False
     )
