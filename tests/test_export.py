@@ -281,3 +281,29 @@ def test_readers_see_no_duplicates_with_duckdb(live: Emulator, tmp_path: Path) -
         [str(root / "jobs" / "**" / "*.parquet")],
     ).fetchone() or (0, 0)
     assert total == distinct == 1500
+
+
+def test_state_filter_and_until_shape_the_coverage(live: Emulator, tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    client = client_of(live)
+    until = live.end - timedelta(hours=12)
+    result = cj.export(
+        client, root, since="3d", until=until, states=["Failed"], tags=["Transcode"], progress=False
+    )
+    want = {j.job_id for j in live.truth(end=until, tags=["Transcode"], states=["Failed"])}
+    assert set(stored(root)) == want
+    assert result.open_jobs == 0
+    windows = read_coverage(root)
+    assert {w.key.states for w in windows} == {"Failed"}
+    assert max(w.end for w in windows) == until
+    # The same filter again lists nothing new: the coverage of that filter is complete.
+    again = cj.export(
+        client, root, until=until, states=["Failed"], tags=["Transcode"], progress=False
+    )
+    assert (again.jobs_new, again.rows_written) == (0, 0)
+
+
+def test_status_of_a_directory_that_is_no_dataset_exits_1(live: Emulator, tmp_path: Path) -> None:
+    done = _cli(live, "status", "--dataset", str(tmp_path))
+    assert done.returncode == 1
+    assert "not a cijobs dataset" in done.stderr
