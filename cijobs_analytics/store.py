@@ -251,7 +251,10 @@ def export(
             plan = run.plan_discovery(keys, lower, upper, lag)
             open_jobs = run.scan_open(tag_list, queue_list)
             run.discover(plan)
-            run.refresh([job for job in open_jobs if not in_plan(job, plan)], plan)
+            # A listing under a state filter cannot see a job that left those states, so then
+            # every open job is refreshed, even one whose creation time this run lists.
+            stale = [j for j in open_jobs if state_list is not None or not in_plan(j, plan)]
+            run.refresh(stale, plan)
             run.flush()
             remaining = len(run.scan_open(tag_list, queue_list))
         except BaseException as exc:

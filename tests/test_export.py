@@ -307,3 +307,21 @@ def test_status_of_a_directory_that_is_no_dataset_exits_1(live: Emulator, tmp_pa
     done = _cli(live, "status", "--dataset", str(tmp_path))
     assert done.returncode == 1
     assert "not a cijobs dataset" in done.stderr
+
+
+def test_open_jobs_of_a_state_filtered_export_are_refreshed_when_they_leave_it(
+    live: Emulator, tmp_path: Path
+) -> None:
+    root = tmp_path / "ds"
+    client = client_of(live)
+    open_states = ["Pause", "Running", "Submitted"]
+    cj.export(client, root, since="3d", states=open_states, progress=False)
+    first = stored(root)
+    assert first
+    assert {row["state"] for row in first.values()} <= set(open_states)
+    live.advance(finish=1.0)
+    cj.export(client, root, states=open_states, progress=False)
+    now = truth(live)
+    after = stored(root)
+    assert {job_id: after[job_id] for job_id in first} == {job_id: now[job_id] for job_id in first}
+    assert all(after[job_id]["state"] not in open_states for job_id in first)
