@@ -192,6 +192,7 @@ def latency(df: pd.DataFrame, *, top: int = 30) -> Figure:
             positions = [p + (i - (len(series) - 1) / 2) * height for p in range(len(shown))]
             values = shown[column].astype(float).fillna(0).to_numpy()
             ax.barh(positions, values, height=height, label=column.split("_")[0])
+        _log_scale_if_wide(ax, shown[list(series)])
         ax.legend(
             loc="lower left",
             bbox_to_anchor=(0.0, 1.0),
@@ -202,6 +203,19 @@ def latency(df: pd.DataFrame, *, top: int = 30) -> Figure:
     left.set_yticks(list(range(len(shown))), labels=labels)
     left.invert_yaxis()
     return fig
+
+
+def _log_scale_if_wide(ax: Axes, values: pd.DataFrame) -> None:
+    """Use a log x axis when the positive values span more than two decades.
+
+    Processing times run from a second (MediaInfo) to hours (SuperResolution); on a linear
+    axis every short job type is an invisible sliver next to the slowest one.
+    """
+    positive = values.astype(float).to_numpy().ravel()
+    positive = positive[positive > 0]
+    if positive.size and positive.max() / positive.min() > 100:
+        ax.set_xscale("log")
+        ax.set_xlabel(f"{ax.get_xlabel()}, log scale")
 
 
 def errors(df: pd.DataFrame) -> Figure:

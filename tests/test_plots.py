@@ -153,6 +153,29 @@ def test_latency_draws_three_processing_and_two_queue_bars_per_group(con: Any) -
     assert len(fig.axes[1].patches) == 2 * len(df)
 
 
+def test_latency_uses_a_log_axis_only_when_times_span_more_than_two_decades() -> None:
+    """A one-second job type must stay visible beside a three-hour one."""
+    wide = pd.DataFrame(
+        {
+            "tag": ["MediaInfo", "SuperResolution"],
+            "p50_queue_wait_s": [2.0, 3.0],
+            "p90_queue_wait_s": [5.0, 9.0],
+            "p50_processing_s": [1.0, 900.0],
+            "p90_processing_s": [2.0, 4000.0],
+            "p99_processing_s": [3.0, 11000.0],
+            "median_speed_x": [100.0, 0.5],
+        }
+    )
+    fig = cj.plots.latency(wide)
+    render(fig)
+    assert fig.axes[0].get_xscale() == "log"
+    assert fig.axes[0].get_xlabel() == "processing time (s), log scale"
+    assert fig.axes[1].get_xscale() == "linear"
+    narrow = wide.assign(p50_processing_s=[10.0, 20.0], p90_processing_s=[30.0, 40.0])
+    narrow = narrow.assign(p99_processing_s=[50.0, 60.0])
+    assert cj.plots.latency(narrow).axes[0].get_xscale() == "linear"
+
+
 def test_errors_plot_keeps_dollar_signs_literal_and_swaps_missing_glyphs(con: Any) -> None:
     df = cj.reports.errors(con, limit=50)
     fig = cj.plots.errors(df)
