@@ -1,8 +1,8 @@
 """The job partitions of a dataset: ``jobs/date=YYYY-MM-DD/part-<uuid>.parquet``.
 
-A partition holds the jobs created on one UTC date, one row per ``job_id`` (each write appends
-its new rows, sorted by ``(creation_time, job_id)``, after the stored ones; a compaction sorts
-the whole file), zstd-compressed, with exactly the ``JOBS_SCHEMA`` columns and the
+A partition holds the jobs created on one UTC date, one row per ``job_id`` (each write keeps
+the stored rows in their order and appends the new ones sorted by ``(creation_time, job_id)``),
+zstd-compressed, with exactly the ``JOBS_SCHEMA`` columns and the
 schema version in the file metadata. It is changed only by a rewrite that cannot be seen half
 done: the merged rows go to ``part-<uuid>.parquet.tmp`` (fsynced), which is renamed into place
 (the directory fsynced), and only then are the old files deleted. A crash between the rename
@@ -301,7 +301,11 @@ def merge_rows(
     compact: bool = False,
     existing_unique: bool = False,
 ) -> MergeOutcome:
-    """Upsert ``incoming`` rows into a partition's ``existing`` rows by ``job_id``.
+    """Upsert ``incoming`` rows into a partition's ``existing`` rows by ``job_id``, in memory.
+
+    This is the statement of the rules on whole tables; the export applies the same rules
+    without loading the partition (:func:`._rewrite.rewrite_partition`), and the tests check
+    the two against each other.
 
     The stored rows keep their order and are not copied unless some are replaced; the new and
     replaced rows follow them, sorted. A compaction sorts the whole partition.
