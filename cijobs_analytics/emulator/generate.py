@@ -100,6 +100,16 @@ FAILURES: tuple[tuple[str, str], ...] = (
 )
 
 _FAILED_SHARE = 0.06
+#: Job types that fail more or less often than most, so failure analysis has something to find:
+#: heavy GPU work and multi-input jobs fail more, metadata reads hardly ever.
+_FAILED_SHARE_BY_TAG = {
+    "SuperResolution": 0.15,
+    "SDRtoHDR": 0.12,
+    "Concat": 0.10,
+    "VideoMontage": 0.09,
+    "MediaInfo": 0.01,
+    "Snapshot": 0.03,
+}
 _CANCEL_SHARE = 0.012
 _SAME_SECOND_SHARE = 0.12
 _ON_HOUR_SHARE = 0.03
@@ -295,12 +305,12 @@ def _build_job(
         progress = max(1, min(99, int(100 * (now - started) / processing)))
         if draw < 0.03:
             state = "Pause"
-    elif draw < _FAILED_SHARE:
+    elif draw < (failed_share := _FAILED_SHARE_BY_TAG.get(tag, _FAILED_SHARE)):
         state = "Failed"
         code, message = FAILURES[int(rng.random() * len(FAILURES))]
         progress = int(rng.random() * 60)
         end_time = _to_utc(started + int((ended - started) * progress / 100) + 1)
-    elif draw < _FAILED_SHARE + _CANCEL_SHARE:
+    elif draw < failed_share + _CANCEL_SHARE:
         state, code, message = "Cancel", "Success", "The job was canceled."
         progress = 0
         start_time = None
@@ -414,7 +424,8 @@ def finish_job(job: EmulatedJob, rng: random.Random, now: datetime) -> EmulatedJ
     floor = job.start_time or job.creation_time
     end_time = max(now, floor)
     draw = rng.random()
-    if draw < _FAILED_SHARE:
+    failed_share = _FAILED_SHARE_BY_TAG.get(job.tag, _FAILED_SHARE)
+    if draw < failed_share:
         code, message = FAILURES[int(rng.random() * len(FAILURES))]
         return replace(
             job,
@@ -425,7 +436,7 @@ def finish_job(job: EmulatedJob, rng: random.Random, now: datetime) -> EmulatedJ
             end_time=end_time,
             progress=min(job.progress, 90),
         )
-    if draw < _FAILED_SHARE + _CANCEL_SHARE or (job.state == "Pause" and draw < 0.3):
+    if draw < failed_share + _CANCEL_SHARE or (job.state == "Pause" and draw < 0.3):
         return replace(
             job,
             state="Cancel",
