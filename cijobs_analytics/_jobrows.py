@@ -21,6 +21,7 @@ for an empty element.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
@@ -408,8 +409,10 @@ class _Planner:
         return tags == ["Md5", "ObjectName"] and not any(map(len, info))
 
 
-_PLANS: dict[tuple[tuple[Any, ...], tuple[int, ...]], _Plan] = {}
-_PLANS_MAX = 4096
+# Plans by job shape, least recently used first. Real histories hold a few hundred shapes
+# (stream, output and watermark counts vary); the bound keeps a long export's memory flat.
+_PLANS: OrderedDict[tuple[tuple[Any, ...], tuple[int, ...]], _Plan] = OrderedDict()
+_PLANS_MAX = 1024
 
 
 class JobRows:
@@ -469,8 +472,10 @@ class JobRows:
         if plan is None:
             plan = _Planner(job, elements).plan
             if len(_PLANS) >= _PLANS_MAX:
-                _PLANS.clear()
+                _PLANS.popitem(last=False)
             _PLANS[shape] = plan
+        else:
+            _PLANS.move_to_end(shape)
         texts = [element.text for element in elements]
         texts.append(None)  # what ABSENT points at
         plan.apply(self, texts)
