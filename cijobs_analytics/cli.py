@@ -11,12 +11,16 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from . import __version__
 from .errors import CIJobsError, ConfigError
+from .schema import STATES
+
+if TYPE_CHECKING:
+    from .client import CIClient
 
 __all__ = ["main"]
 
@@ -73,6 +77,91 @@ def main(argv: list[str] | None = None) -> NoReturn:
 # Commands are defined below, one section per command, in the order of `cijobs --help`.
 
 
+# -- options shared by the commands that talk to the service --------------------------------
+
+
+def _service_options(command: F) -> F:
+    """--bucket, --region and --endpoint: which bucket to read, and where to connect."""
+    for option in reversed(
+        (
+            click.option(
+                "--bucket", required=True, help="Bucket with its APPID: examplebucket-1250000000."
+            ),
+            click.option("--region", required=True, help="Region of the bucket: ap-guangzhou."),
+            click.option(
+                "--endpoint",
+                default=None,
+                help="Connect here instead of the service, e.g. the emulator's "
+                "http://127.0.0.1:8089.",
+            ),
+        )
+    ):
+        command = option(command)
+    return command
+
+
+def _filter_options(states: tuple[str, ...]) -> Callable[[F], F]:
+    """--tag, --queue-id and --state (choices ``states``): which jobs to list."""
+
+    def decorate(command: F) -> F:
+        for option in reversed(
+            (
+                click.option(
+                    "--tag",
+                    "tags",
+                    multiple=True,
+                    help="Job type; repeat for several [default: all 19].",
+                ),
+                click.option(
+                    "--queue-id", "queue_ids", multiple=True, help="Queue; repeat for several."
+                ),
+                click.option(
+                    "--state",
+                    "states",
+                    multiple=True,
+                    type=click.Choice(states),
+                    help="Keep only jobs in this state; repeat for several [default: all].",
+                ),
+            )
+        ):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def _rate_options(command: F) -> F:
+    """--workers and --qps: how hard to drive the service."""
+    for option in reversed(
+        (
+            click.option(
+                "--workers",
+                type=click.IntRange(1, 64),
+                default=8,
+                show_default=True,
+                help="Requests in flight at once.",
+            ),
+            click.option(
+                "--qps",
+                type=click.FloatRange(0, min_open=True),
+                default=None,
+                help="Most requests per second for the whole run "
+                "[default: no limit until throttled].",
+            ),
+        )
+    ):
+        command = option(command)
+    return command
+
+
+def _client(bucket: str, region: str, endpoint: str | None) -> CIClient:
+    """A client with credentials from the environment (missing ones: exit 2, named)."""
+    from .client import CIClient
+    from .config import Credentials
+
+    return CIClient(bucket, region, Credentials.from_env(), endpoint=endpoint)
+
+
 # -- cijobs fetch ---------------------------------------------------------------------------
 
 
@@ -87,24 +176,8 @@ def _fetch_time(ctx: click.Context, param: click.Parameter, value: str) -> Any:
 
 
 @cli.command("fetch")
-@click.option("--bucket", required=True, help="Bucket with its APPID: examplebucket-1250000000.")
-@click.option("--region", required=True, help="Region of the bucket: ap-guangzhou.")
-@click.option(
-    "--endpoint",
-    default=None,
-    help="Connect here instead of the service, e.g. the emulator's http://127.0.0.1:8089.",
-)
-@click.option(
-    "--tag", "tags", multiple=True, help="Job type; repeat for several [default: all 19]."
-)
-@click.option("--queue-id", "queue_ids", multiple=True, help="Queue; repeat for several.")
-@click.option(
-    "--state",
-    "states",
-    multiple=True,
-    type=click.Choice(["All", "Submitted", "Running", "Success", "Failed", "Pause", "Cancel"]),
-    help="Keep only jobs in this state; repeat for several [default: all].",
-)
+@_service_options
+@_filter_options(("All", *STATES))
 @click.option(
     "--start",
     required=True,
@@ -123,19 +196,7 @@ def _fetch_time(ctx: click.Context, param: click.Parameter, value: str) -> Any:
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help="The Parquet file to write (zstd); replaced atomically.",
 )
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 64),
-    default=8,
-    show_default=True,
-    help="Requests in flight at once.",
-)
-@click.option(
-    "--qps",
-    type=click.FloatRange(0, min_open=True),
-    default=None,
-    help="Most requests per second for the whole run [default: no limit until throttled].",
-)
+@_rate_options
 def fetch_command(
     bucket: str,
     region: str,
@@ -155,8 +216,6 @@ def fetch_command(
     limit, filtered to the exact range and de-duplicated by job id. The file is written next
     to --out as a .tmp file and renamed into place only when complete.
     """
-    from .client import CIClient
-    from .config import Credentials
     from .fetch import FetchStats, fetch_to_parquet
 
     if start >= end:
@@ -168,7 +227,7 @@ def fetch_command(
         raise click.BadParameter(
             f"directory {str(out.parent)!r} does not exist; create it first", param_hint="'--out'"
         )
-    client = CIClient(bucket, region, Credentials.from_env(), endpoint=endpoint)
+    client = _client(bucket, region, endpoint)
     stats = FetchStats()
     fetch_to_parquet(
         client,
@@ -220,24 +279,8 @@ def _export_span(ctx: click.Context, param: click.Parameter, value: str) -> Any:
     type=click.Path(file_okay=False, path_type=Path),
     help="The dataset directory; created on the first run.",
 )
-@click.option("--bucket", required=True, help="Bucket with its APPID: examplebucket-1250000000.")
-@click.option("--region", required=True, help="Region of the bucket: ap-guangzhou.")
-@click.option(
-    "--endpoint",
-    default=None,
-    help="Connect here instead of the service, e.g. the emulator's http://127.0.0.1:8089.",
-)
-@click.option(
-    "--tag", "tags", multiple=True, help="Job type; repeat for several [default: all 19]."
-)
-@click.option("--queue-id", "queue_ids", multiple=True, help="Queue; repeat for several.")
-@click.option(
-    "--state",
-    "states",
-    multiple=True,
-    type=click.Choice(["Submitted", "Running", "Success", "Failed", "Pause", "Cancel"]),
-    help="Keep only jobs in this state; repeat for several [default: all].",
-)
+@_service_options
+@_filter_options(STATES)
 @click.option(
     "--since",
     default=None,
@@ -258,19 +301,7 @@ def _export_span(ctx: click.Context, param: click.Parameter, value: str) -> Any:
     callback=_export_span,
     help="How far behind the last covered time to re-read, for jobs listed late.",
 )
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 64),
-    default=8,
-    show_default=True,
-    help="Requests in flight at once.",
-)
-@click.option(
-    "--qps",
-    type=click.FloatRange(0, min_open=True),
-    default=None,
-    help="Most requests per second for the whole run [default: no limit until throttled].",
-)
+@_rate_options
 @click.option(
     "--batch-rows",
     type=click.IntRange(1),
@@ -306,15 +337,13 @@ def export_command(
 
     import pyarrow as pa
 
-    from .client import CIClient
-    from .config import Credentials
     from .store import export
 
     if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
         # A long run of many threads: the system allocator hands freed pages back, where
         # mimalloc keeps every thread's high-water mark (a third more peak memory here).
         pa.set_memory_pool(pa.system_memory_pool())
-    client = CIClient(bucket, region, Credentials.from_env(), endpoint=endpoint)
+    client = _client(bucket, region, endpoint)
     result = export(
         client,
         dataset,
