@@ -215,6 +215,11 @@ def fetch_command(
     Jobs are fetched for every tag (or the --tag ones) in parallel slices under one rate
     limit, filtered to the exact range and de-duplicated by job id. The file is written next
     to --out as a .tmp file and renamed into place only when complete.
+
+    Example: cijobs fetch --bucket examplebucket-1250000000 --region ap-guangzhou
+    --start 2026-11-01T00:00:00+08:00 --end 2026-11-08T00:00:00+08:00 --out week.parquet
+
+    Exit codes: 0 written, 1 failed (service, network), 2 usage error.
     """
     from .fetch import FetchStats, fetch_to_parquet
 
@@ -331,6 +336,10 @@ def export_command(
     The first run lists --since to now. Later runs list from where the dataset's coverage ends
     (re-reading --overlap behind it), fill any gap a failed run left, and refresh the jobs
     still open. A second export on the same dataset exits 1 at once while one runs.
+
+    Example: cijobs export --dataset jobs_dataset --bucket examplebucket-1250000000
+    --region ap-guangzhou --since 30d --no-progress
+
     Exit codes: 0 done, 1 failed (service, network, dataset, lock held), 2 usage error.
     """
     import os
@@ -377,7 +386,12 @@ def export_command(
     help="json is for monitoring.",
 )
 def status_command(dataset: Path, fmt: str) -> None:
-    """Show a dataset's coverage and gaps per tag and queue, open jobs and the last run."""
+    """Show a dataset's coverage and gaps per tag and queue, open jobs and the last run.
+
+    Example: cijobs status --dataset jobs_dataset --format json
+
+    Exit codes: 0 shown, 1 the directory is not a readable dataset, 2 usage error.
+    """
     from .store import read_status
 
     status = read_status(dataset)
@@ -490,6 +504,8 @@ def emulate_command(
 
     It verifies signatures with the key in TENCENTCLOUD_SECRET_ID/TENCENTCLOUD_SECRET_KEY;
     when they are unset it makes a demo key and prints the export lines that select it.
+
+    Example: cijobs emulate --port 8089 --jobs 20000 --days 7 --qps 50 --fail-rate 0.02
     """
     import os
     import time
