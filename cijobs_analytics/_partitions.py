@@ -2,12 +2,12 @@
 
 A partition holds the jobs created on one UTC date, one row per ``job_id`` (each write keeps
 the stored rows in their order and appends the new ones sorted by ``(creation_time, job_id)``),
-zstd-compressed, with exactly the ``JOBS_SCHEMA`` columns and the
-schema version in the file metadata. It is changed only by a rewrite that cannot be seen half
-done: the merged rows go to ``part-<uuid>.parquet.tmp`` (fsynced), which is renamed into place
-(the directory fsynced), and only then are the old files deleted. A crash between the rename
-and the deletes leaves two files that both hold a job; readers keep the winning row (see
-:func:`dedupe`) and the next export compacts the partition back to one file.
+zstd-compressed, with exactly the ``JOBS_SCHEMA`` columns and the schema version in the file
+metadata. It is changed only by a rewrite (:func:`._rewrite.rewrite_partition`) that cannot be
+seen half done: the merged rows go to ``part-<uuid>.parquet.tmp`` (fsynced), which is renamed
+into place (the directory fsynced), and only then are the old files deleted. A crash between
+the rename and the deletes leaves two files that both hold a job; readers keep the winning row
+(see :func:`dedupe`) and the next export compacts the partition back to one file.
 
 Which row of a job wins: a finished row (state not in ``OPEN_STATES``) is final and beats any
 open row; among rows of the same kind the newest ``fetched_at`` wins. A row that only repeats
@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
@@ -36,7 +34,6 @@ __all__ = [
     "JOBS_DIR",
     "ROW_ORDER",
     "VERSION_KEY",
-    "MergeOutcome",
     "check_job_file",
     "conform",
     "dedupe",
@@ -45,7 +42,6 @@ __all__ = [
     "fsync_dir",
     "is_final",
     "list_partitions",
-    "merge_rows",
     "partition_dates",
     "partition_path",
     "read_job_file",
@@ -54,7 +50,6 @@ __all__ = [
     "split_by_date",
     "upgrade",
     "write_parquet_durably",
-    "write_partition",
 ]
 
 JOBS_DIR = "jobs"
@@ -67,23 +62,6 @@ _TMP_SUFFIX = ".tmp"
 _CONTENT_COLUMNS = tuple(name for name in JOBS_SCHEMA.names if name != "fetched_at")
 _OPEN = pa.array(OPEN_STATES, pa.string())
 ROW_ORDER = [("creation_time", "ascending"), ("job_id", "ascending")]
-
-
-@dataclass(frozen=True)
-class MergeOutcome:
-    """The rows of a partition after a merge, and what the merge changed.
-
-    Attributes:
-        table: the partition's rows, one per job, sorted by creation time and job id.
-        jobs_new: jobs the partition did not hold before.
-        jobs_updated: stored jobs whose row was replaced or marked not found.
-        changed: whether the partition must be written (news, or files to compact/upgrade).
-    """
-
-    table: pa.Table
-    jobs_new: int
-    jobs_updated: int
-    changed: bool
 
 
 def partition_path(root: Path, day: date) -> Path:
@@ -292,99 +270,6 @@ def dedupe(table: pa.Table) -> pa.Table:
     return table.take(order)
 
 
-def merge_rows(
-    existing: pa.Table,
-    incoming: pa.Table,
-    *,
-    not_found: frozenset[str] = frozenset(),
-    marked_at: datetime | None = None,
-    compact: bool = False,
-    existing_unique: bool = False,
-) -> MergeOutcome:
-    """Upsert ``incoming`` rows into a partition's ``existing`` rows by ``job_id``, in memory.
-
-    This is the statement of the rules on whole tables; the export applies the same rules
-    without loading the partition (:func:`._rewrite.rewrite_partition`), and the tests check
-    the two against each other.
-
-    The stored rows keep their order and are not copied unless some are replaced; the new and
-    replaced rows follow them, sorted. A compaction sorts the whole partition.
-
-    Args:
-        existing: the partition's stored rows (duplicates allowed; they are resolved).
-        incoming: freshly fetched rows of this partition, in ``JOBS_SCHEMA``.
-        not_found: ids the service no longer knows; a stored open row of one of them gets
-            ``not_found_at`` (and ``fetched_at``) set to ``marked_at`` and is kept.
-        marked_at: when the service was asked about ``not_found``.
-        compact: force ``changed`` (the files need compaction or an upgrade).
-        existing_unique: ``existing`` is one file this module wrote (already one row per job,
-            sorted), so it needs no de-duplication; saves a copy of the partition.
-
-    Returns:
-        The merged rows and the counts of new and updated jobs.
-    """
-    stored = existing if existing_unique and not compact else dedupe(existing)
-    fresh = dedupe(incoming)
-    in_stored = pc.is_in(fresh["job_id"], value_set=stored["job_id"])
-    new_rows = fresh.filter(pc.invert(in_stored))
-    both = fresh.filter(in_stored)
-    replace = pa.array([], pa.string())
-    if both.num_rows:
-        old = stored.take(pc.index_in(both["job_id"], value_set=stored["job_id"]))
-        old_final = is_final(old)
-        newer = pc.fill_null(pc.greater_equal(both["fetched_at"], old["fetched_at"]), True)
-        allowed = pc.and_(pc.invert(old_final), pc.or_(is_final(both), newer))
-        take = pc.and_(allowed, differs(old, both))
-        replacements = both.filter(take)
-        replace = replacements["job_id"].combine_chunks()
-        if len(replace):
-            stored = stored.filter(pc.invert(pc.is_in(stored["job_id"], value_set=replace)))
-            new_rows = pa.concat_tables([replacements, new_rows])
-    merged = stored
-    if new_rows.num_rows:
-        merged = pa.concat_tables([stored, new_rows.take(pc.sort_indices(new_rows, ROW_ORDER))])
-    marked = 0
-    if not_found and merged.num_rows:
-        merged, marked = _mark_not_found(merged, not_found, marked_at)
-    updated = len(replace) + marked
-    jobs_new = new_rows.num_rows - len(replace)
-    if compact:
-        merged = merged.take(pc.sort_indices(merged, ROW_ORDER))
-    return MergeOutcome(merged, jobs_new, updated, compact or jobs_new > 0 or updated > 0)
-
-
-def write_partition(root: Path, day: date, table: pa.Table, old_files: Sequence[Path]) -> Path:
-    """Replace a partition's files by one file holding ``table``, crash-safely.
-
-    Args:
-        root: the dataset directory.
-        day: the partition's UTC date.
-        table: its complete rows, in ``JOBS_SCHEMA``.
-        old_files: the files the rows were read from; deleted once the new file is durable.
-
-    Returns:
-        The new file.
-
-    Raises:
-        StoreError: the file cannot be written.
-    """
-    folder = partition_path(root, day)
-    final = folder / f"part-{uuid.uuid4().hex}.parquet"
-    tmp = final.with_name(final.name + _TMP_SUFFIX)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        write_parquet_durably(table, tmp)
-        os.replace(tmp, final)
-        fsync_dir(folder)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StoreError(f"cannot write the partition {folder}: {exc}") from exc
-    for path in old_files:
-        if path != final:
-            path.unlink(missing_ok=True)
-    return final
-
-
 def write_parquet_durably(table: pa.Table, path: Path) -> None:
     """Write ``table`` (zstd) to ``path`` and fsync it before returning."""
     with open(path, "wb") as handle:
@@ -436,27 +321,6 @@ def differs(old: pa.Table, new: pa.Table) -> pa.Array:
             flags = pc.invert(pc.fill_null(same, False))
         differs = pc.or_(differs, flags)
     return differs
-
-
-def _mark_not_found(
-    table: pa.Table, not_found: frozenset[str], marked_at: datetime | None
-) -> tuple[pa.Table, int]:
-    if marked_at is None:
-        raise StoreError("marking jobs not found needs the time the service was asked")
-    mask = pc.and_(
-        pc.is_in(table["job_id"], value_set=pa.array(sorted(not_found), pa.string())),
-        pc.and_(pc.invert(is_final(table)), pc.is_null(table["not_found_at"])),
-    )
-    count = pc.sum(pc.cast(mask, pa.int64())).as_py() or 0
-    if not count:
-        return table, 0
-    stamp = pa.scalar(marked_at, JOBS_SCHEMA.field("not_found_at").type)
-    for name in ("not_found_at", "fetched_at"):
-        index = table.schema.get_field_index(name)
-        table = table.set_column(
-            index, JOBS_SCHEMA.field(name), pc.if_else(mask, stamp, table[name])
-        )
-    return table, int(count)
 
 
 def _type(name: str) -> pa.DataType:

@@ -1,7 +1,13 @@
 """Upsert rows into a partition without holding the partition in memory.
 
-:func:`~._partitions.merge_rows` states the rules on whole tables; this module applies the same
-rules to partitions of any size with memory bounded by the incoming rows and one batch:
+The rules, per ``job_id``: a finished row (state not in ``OPEN_STATES``) is final; an open
+stored row gives way to a fetched row that is finished or fetched no earlier, but only when
+that row holds other values (``fetched_at`` aside), so a repeat changes nothing and no file is
+rewritten; an open stored row of a job the service no longer knows gets ``not_found_at`` and
+``fetched_at`` set to when the service was asked, once, and is kept. The tests check this
+module against a whole-table statement of the same rules (``tests/store_reference.py``).
+
+Memory stays bounded by the incoming rows and one batch, whatever the partition's size:
 
 1. an index of the stored rows (``job_id``, ``state``, ``fetched_at``, ``not_found_at`` and
    their position) decides which stored row of each job wins (a partition left with two files
@@ -9,8 +15,9 @@ rules to partitions of any size with memory bounded by the incoming rows and one
 2. only the stored rows of touched jobs are read in full, to tell news from repeats;
 3. when anything changed, the stored files are streamed batch by batch into the new file,
    dropping losers and replaced rows and marking jobs not found, and the new and replacing rows
-   follow, sorted by ``(creation_time, job_id)``; the file is then put in place as
-   :func:`~._partitions.write_partition` does (temporary file, fsync, rename, delete old files).
+   follow, sorted by ``(creation_time, job_id)``; the new file is written as
+   ``part-<uuid>.parquet.tmp`` and fsynced, renamed into place (the directory fsynced), and
+   only then are the old files deleted.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from store_reference import write_partition
 
 import cijobs_analytics as cj
 from cijobs_analytics import _partitions as parts
@@ -136,7 +137,7 @@ def test_open_job_the_service_no_longer_knows_is_marked_and_kept(
     table = pa.concat_tables(
         [parts.read_partition(files), pa.Table.from_pylist([ghost], JOBS_SCHEMA)]
     )
-    parts.write_partition(root, day, table, files)
+    write_partition(root, day, table, files)
 
     result = cj.export(client, root, progress=False)
     got = {

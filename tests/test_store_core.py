@@ -16,6 +16,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from store_reference import merge_rows, write_partition
 
 from cijobs_analytics import _partitions as parts
 from cijobs_analytics._ledger import (
@@ -70,10 +71,10 @@ def by_id(table: pa.Table) -> dict[str, dict[str, Any]]:
 
 def test_merge_appends_new_jobs_sorted_and_compaction_sorts_all() -> None:
     stored = rows(job("b", "Success", 5))
-    out = parts.merge_rows(stored, rows(job("d", "Running", 9), job("a", "Running", 1)))
+    out = merge_rows(stored, rows(job("d", "Running", 9), job("a", "Running", 1)))
     assert out.table["job_id"].to_pylist() == ["b", "a", "d"]
     assert (out.jobs_new, out.jobs_updated, out.changed) == (2, 0, True)
-    out = parts.merge_rows(out.table, parts.JOBS_SCHEMA.empty_table(), compact=True)
+    out = merge_rows(out.table, parts.JOBS_SCHEMA.empty_table(), compact=True)
     assert out.table["job_id"].to_pylist() == ["a", "b", "d"]
 
 
@@ -81,21 +82,19 @@ def test_merge_newest_fetched_at_wins_for_open_jobs() -> None:
     stored = rows(job("a", "Running", fetched=0, progress=10))
     newer = rows(job("a", "Running", fetched=5, progress=50))
     older = rows(job("a", "Submitted", fetched=-5))
-    assert by_id(parts.merge_rows(stored, newer).table)["a"]["progress"] == 50
-    out = parts.merge_rows(stored, older)
+    assert by_id(merge_rows(stored, newer).table)["a"]["progress"] == 50
+    out = merge_rows(stored, older)
     assert by_id(out.table)["a"]["state"] == "Running"
     assert not out.changed
 
 
 def test_merge_finished_row_is_final() -> None:
     stored = rows(job("a", "Failed", fetched=0, code="E1"))
-    out = parts.merge_rows(stored, rows(job("a", "Running", fetched=30)))
+    out = merge_rows(stored, rows(job("a", "Running", fetched=30)))
     assert by_id(out.table)["a"]["state"] == "Failed"
     assert not out.changed
     # An open stored row is replaced by a finished one even if that one was fetched earlier.
-    out = parts.merge_rows(
-        rows(job("a", "Running", fetched=9)), rows(job("a", "Success", fetched=1))
-    )
+    out = merge_rows(rows(job("a", "Running", fetched=9)), rows(job("a", "Success", fetched=1)))
     assert by_id(out.table)["a"]["state"] == "Success"
     assert out.jobs_updated == 1
 
@@ -103,18 +102,18 @@ def test_merge_finished_row_is_final() -> None:
 def test_merge_same_content_later_fetch_changes_nothing() -> None:
     stored = rows(job("a", "Running", watermark_template_ids=["t1"], extra=[("k", "v")]))
     again = rows(job("a", "Running", fetched=60, watermark_template_ids=["t1"], extra=[("k", "v")]))
-    out = parts.merge_rows(stored, again)
+    out = merge_rows(stored, again)
     assert (out.changed, out.jobs_new, out.jobs_updated) == (False, 0, 0)
     assert by_id(out.table)["a"]["fetched_at"] == T0 + timedelta(hours=1)
     changed = rows(job("a", "Running", fetched=60, watermark_template_ids=["t2"]))
-    assert parts.merge_rows(stored, changed).jobs_updated == 1
+    assert merge_rows(stored, changed).jobs_updated == 1
 
 
 def test_merge_resolves_duplicates_left_by_an_interrupted_rewrite() -> None:
     stored = rows(
         job("a", "Running", fetched=0), job("a", "Success", fetched=10), job("b", "Running")
     )
-    out = parts.merge_rows(stored, parts.JOBS_SCHEMA.empty_table(), compact=True)
+    out = merge_rows(stored, parts.JOBS_SCHEMA.empty_table(), compact=True)
     assert out.table.num_rows == 2
     assert by_id(out.table)["a"]["state"] == "Success"
     assert out.changed
@@ -123,7 +122,7 @@ def test_merge_resolves_duplicates_left_by_an_interrupted_rewrite() -> None:
 def test_merge_marks_open_jobs_not_found_and_keeps_them() -> None:
     stored = rows(job("a", "Running"), job("b", "Success"))
     seen = T0 + timedelta(days=1)
-    out = parts.merge_rows(
+    out = merge_rows(
         stored, parts.JOBS_SCHEMA.empty_table(), not_found=frozenset({"a", "b"}), marked_at=seen
     )
     got = by_id(out.table)
@@ -139,8 +138,8 @@ def test_merge_marks_open_jobs_not_found_and_keeps_them() -> None:
 
 def test_write_partition_replaces_old_files_with_one_zstd_file(tmp_path: Path) -> None:
     day = date(2026, 11, 1)
-    first = parts.write_partition(tmp_path, day, rows(job("a", "Running")), [])
-    second = parts.write_partition(tmp_path, day, rows(job("a", "Success")), [first])
+    first = write_partition(tmp_path, day, rows(job("a", "Running")), [])
+    second = write_partition(tmp_path, day, rows(job("a", "Success")), [first])
     assert parts.list_partitions(tmp_path) == {day: [second]}
     assert not first.exists()
     meta = pq.ParquetFile(second).metadata
@@ -152,7 +151,7 @@ def test_write_partition_replaces_old_files_with_one_zstd_file(tmp_path: Path) -
 
 def test_temporary_files_are_invisible_and_removed(tmp_path: Path) -> None:
     day = date(2026, 11, 1)
-    kept = parts.write_partition(tmp_path, day, rows(job("a", "Running")), [])
+    kept = write_partition(tmp_path, day, rows(job("a", "Running")), [])
     (kept.parent / "part-0123.parquet.tmp").write_bytes(b"half a file")
     assert parts.list_partitions(tmp_path) == {day: [kept]}
     assert parts.remove_temporaries(tmp_path) == 1
@@ -162,8 +161,8 @@ def test_temporary_files_are_invisible_and_removed(tmp_path: Path) -> None:
 def test_readers_dedupe_two_files_of_an_interrupted_rewrite(tmp_path: Path) -> None:
     """Between the rename and the delete both files exist; a deduping reader sees one row."""
     day = date(2026, 11, 1)
-    parts.write_partition(tmp_path, day, rows(job("a", "Running", fetched=0)), [])
-    parts.write_partition(tmp_path, day, rows(job("a", "Success", fetched=5)), [])
+    write_partition(tmp_path, day, rows(job("a", "Running", fetched=0)), [])
+    write_partition(tmp_path, day, rows(job("a", "Success", fetched=5)), [])
     files = parts.list_partitions(tmp_path)[day]
     assert len(files) == 2
     table = parts.dedupe(parts.read_partition(files))
@@ -361,7 +360,7 @@ def test_lock_left_on_another_host_is_not_taken_over(tmp_path: Path) -> None:
 
 
 def test_status_reports_coverage_gaps_open_jobs_and_last_run(tmp_path: Path) -> None:
-    parts.write_partition(
+    write_partition(
         tmp_path,
         date(2026, 11, 1),
         rows(job("a", "Running"), job("b", "Success"), job("c", "Pause", not_found_at=T0)),
@@ -415,11 +414,11 @@ def test_streaming_rewrite_follows_the_merge_rules(tmp_path: Path) -> None:
     seen = T0 + timedelta(days=1)
     first = rows(job("a", "Running", 1), job("b", "Running", 2), job("c", "Success", 3))
     second = rows(job("a", "Success", 1, fetched=5))  # a crash left two files
-    parts.write_partition(tmp_path, day, first, [])
-    parts.write_partition(tmp_path, day, second, [])
+    write_partition(tmp_path, day, first, [])
+    write_partition(tmp_path, day, second, [])
     files = parts.list_partitions(tmp_path)[day]
     incoming = rows(job("b", "Failed", 2, fetched=9), job("d", "Submitted", 4, fetched=9))
-    expected = parts.merge_rows(
+    expected = merge_rows(
         parts.read_partition(files), incoming, not_found=frozenset({"c"}), marked_at=seen
     )
     out = rewrite_partition(
@@ -439,7 +438,7 @@ def test_streaming_rewrite_marks_not_found_and_leaves_unchanged_partitions_alone
     tmp_path: Path,
 ) -> None:
     day = date(2026, 11, 1)
-    file = parts.write_partition(tmp_path, day, rows(job("a", "Running"), job("b", "Pause")), [])
+    file = write_partition(tmp_path, day, rows(job("a", "Running"), job("b", "Pause")), [])
     again = rows(job("a", "Running", fetched=30))
     assert rewrite_partition(tmp_path, day, [file], again) == RewriteOutcome(False, 0, 0, 0)
     assert parts.list_partitions(tmp_path)[day] == [file]
