@@ -69,61 +69,94 @@ def by_id(table: pa.Table) -> dict[str, dict[str, Any]]:
 # --- upsert -------------------------------------------------------------------------------
 
 
-def test_merge_appends_new_jobs_sorted_and_compaction_sorts_all() -> None:
+def _merge(root: Path, stored: pa.Table, incoming: pa.Table, **options: Any) -> Any:
+    """The reference merge, after checking that the export's streaming rewrite agrees.
+
+    ``stored`` is written as a partition first: one file per copy of a job, since only a
+    rewrite interrupted between its rename and its deletes leaves a job in two files.
+    """
+    expected = merge_rows(stored, incoming, **options)
+    root = root / f"case-{len(list(root.glob('case-*')))}"
+    day = date(2026, 11, 1)
+    layers: list[list[dict[str, Any]]] = []
+    copies: dict[str, int] = {}
+    for row in stored.to_pylist():
+        copy = copies[row["job_id"]] = copies.get(row["job_id"], -1) + 1
+        if copy == len(layers):
+            layers.append([])
+        layers[copy].append(row)
+    files = [
+        write_partition(root, day, pa.Table.from_pylist(layer, schema=JOBS_SCHEMA), [])
+        for layer in layers
+    ]
+    out = rewrite_partition(root, day, files, incoming, **options)
+    assert (out.jobs_new, out.jobs_updated) == (expected.jobs_new, expected.jobs_updated)
+    if files or out.written:
+        assert _stored_rows(root, day) == by_id(parts.dedupe(expected.table))
+    return expected
+
+
+def test_merge_appends_new_jobs_sorted_and_compaction_sorts_all(tmp_path: Path) -> None:
     stored = rows(job("b", "Success", 5))
-    out = merge_rows(stored, rows(job("d", "Running", 9), job("a", "Running", 1)))
+    out = _merge(tmp_path, stored, rows(job("d", "Running", 9), job("a", "Running", 1)))
     assert out.table["job_id"].to_pylist() == ["b", "a", "d"]
     assert (out.jobs_new, out.jobs_updated, out.changed) == (2, 0, True)
-    out = merge_rows(out.table, parts.JOBS_SCHEMA.empty_table(), compact=True)
+    out = _merge(tmp_path, out.table, parts.JOBS_SCHEMA.empty_table(), compact=True)
     assert out.table["job_id"].to_pylist() == ["a", "b", "d"]
 
 
-def test_merge_newest_fetched_at_wins_for_open_jobs() -> None:
+def test_merge_newest_fetched_at_wins_for_open_jobs(tmp_path: Path) -> None:
     stored = rows(job("a", "Running", fetched=0, progress=10))
     newer = rows(job("a", "Running", fetched=5, progress=50))
     older = rows(job("a", "Submitted", fetched=-5))
-    assert by_id(merge_rows(stored, newer).table)["a"]["progress"] == 50
-    out = merge_rows(stored, older)
+    assert by_id(_merge(tmp_path, stored, newer).table)["a"]["progress"] == 50
+    out = _merge(tmp_path, stored, older)
     assert by_id(out.table)["a"]["state"] == "Running"
     assert not out.changed
 
 
-def test_merge_finished_row_is_final() -> None:
+def test_merge_finished_row_is_final(tmp_path: Path) -> None:
     stored = rows(job("a", "Failed", fetched=0, code="E1"))
-    out = merge_rows(stored, rows(job("a", "Running", fetched=30)))
+    out = _merge(tmp_path, stored, rows(job("a", "Running", fetched=30)))
     assert by_id(out.table)["a"]["state"] == "Failed"
     assert not out.changed
     # An open stored row is replaced by a finished one even if that one was fetched earlier.
-    out = merge_rows(rows(job("a", "Running", fetched=9)), rows(job("a", "Success", fetched=1)))
+    out = _merge(
+        tmp_path, rows(job("a", "Running", fetched=9)), rows(job("a", "Success", fetched=1))
+    )
     assert by_id(out.table)["a"]["state"] == "Success"
     assert out.jobs_updated == 1
 
 
-def test_merge_same_content_later_fetch_changes_nothing() -> None:
+def test_merge_same_content_later_fetch_changes_nothing(tmp_path: Path) -> None:
     stored = rows(job("a", "Running", watermark_template_ids=["t1"], extra=[("k", "v")]))
     again = rows(job("a", "Running", fetched=60, watermark_template_ids=["t1"], extra=[("k", "v")]))
-    out = merge_rows(stored, again)
+    out = _merge(tmp_path, stored, again)
     assert (out.changed, out.jobs_new, out.jobs_updated) == (False, 0, 0)
     assert by_id(out.table)["a"]["fetched_at"] == T0 + timedelta(hours=1)
     changed = rows(job("a", "Running", fetched=60, watermark_template_ids=["t2"]))
-    assert merge_rows(stored, changed).jobs_updated == 1
+    assert _merge(tmp_path, stored, changed).jobs_updated == 1
 
 
-def test_merge_resolves_duplicates_left_by_an_interrupted_rewrite() -> None:
+def test_merge_resolves_duplicates_left_by_an_interrupted_rewrite(tmp_path: Path) -> None:
     stored = rows(
         job("a", "Running", fetched=0), job("a", "Success", fetched=10), job("b", "Running")
     )
-    out = merge_rows(stored, parts.JOBS_SCHEMA.empty_table(), compact=True)
+    out = _merge(tmp_path, stored, parts.JOBS_SCHEMA.empty_table(), compact=True)
     assert out.table.num_rows == 2
     assert by_id(out.table)["a"]["state"] == "Success"
     assert out.changed
 
 
-def test_merge_marks_open_jobs_not_found_and_keeps_them() -> None:
+def test_merge_marks_open_jobs_not_found_and_keeps_them(tmp_path: Path) -> None:
     stored = rows(job("a", "Running"), job("b", "Success"))
     seen = T0 + timedelta(days=1)
-    out = merge_rows(
-        stored, parts.JOBS_SCHEMA.empty_table(), not_found=frozenset({"a", "b"}), marked_at=seen
+    out = _merge(
+        tmp_path,
+        stored,
+        parts.JOBS_SCHEMA.empty_table(),
+        not_found=frozenset({"a", "b"}),
+        marked_at=seen,
     )
     got = by_id(out.table)
     assert got["a"]["not_found_at"] == seen
