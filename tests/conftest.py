@@ -44,3 +44,20 @@ def make_emulator() -> Iterator[Callable[..., Emulator]]:
     yield make
     for emu in started:
         emu.stop()
+
+
+_NOTEBOOK_TEST = "test_notebook_runs_against_a_dataset"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Name each executed notebook and its outcome at the end of every run."""
+    lines = []
+    for outcome in ("passed", "failed", "skipped"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if report.when == "call" and _NOTEBOOK_TEST in report.nodeid:
+                notebook = report.nodeid.split("[", 1)[1].rstrip("]")
+                lines.append(f"notebooks/{notebook}: executed, {outcome}")
+    if lines:
+        terminalreporter.section("notebooks")
+        for line in sorted(lines):
+            terminalreporter.line(line)
