@@ -3,11 +3,18 @@
 A partition holds the jobs created on one UTC date, one row per ``job_id`` (each write keeps
 the stored rows in their order and appends the new ones sorted by ``(creation_time, job_id)``),
 zstd-compressed, with exactly the ``JOBS_SCHEMA`` columns and the schema version in the file
-metadata. It is changed only by a rewrite (:func:`._rewrite.rewrite_partition`) that cannot be
-seen half done: the merged rows go to ``part-<uuid>.parquet.tmp`` (fsynced), which is renamed
-into place (the directory fsynced), and only then are the old files deleted. A crash between
-the rename and the deletes leaves two files that both hold a job; readers keep the winning row
-(see :func:`dedupe`) and the next export compacts the partition back to one file.
+metadata. It is changed only by :func:`._rewrite.rewrite_partition`, in one of two ways that
+cannot be seen half done, both writing ``part-<uuid>.parquet.tmp`` (fsynced) and renaming it
+into place (the directory fsynced):
+
+- an **append** adds a file of jobs the partition does not hold yet and touches no stored file,
+  so a partition may hold several files while an export runs, none sharing a job;
+- a **rewrite** merges the stored files and the fetched rows into one new file, and only after
+  its rename are the old files deleted. A crash between the rename and the deletes leaves
+  files that both hold a job; readers keep the winning row (see :func:`dedupe`).
+
+An export compacts every partition it appended to back to one file at the end of its run, and
+the next export compacts whatever a killed run left with several files.
 
 Which row of a job wins: a finished row (state not in ``OPEN_STATES``) is final and beats any
 open row; among rows of the same kind the newest ``fetched_at`` wins. A row that only repeats

@@ -18,6 +18,16 @@ Memory stays bounded by the incoming rows and one batch, whatever the partition'
    follow, sorted by ``(creation_time, job_id)``; the new file is written as
    ``part-<uuid>.parquet.tmp`` and fsynced, renamed into place (the directory fsynced), and
    only then are the old files deleted.
+
+An export asks for an **append** instead (``append=True``): when none of the incoming jobs is
+stored yet (only the ``job_id`` column of the stored files is read to tell) and no job is to be
+marked not found, the incoming rows go to one more file beside the stored ones, written the
+same way (temporary file, fsync, rename), and no stored row is written again. Readers see each
+job once, since the ids are new to the partition. A partition left with several files this way
+is compacted by the export at the end of its run (``compact=True``), or by the next run when
+this one was killed; a partition of several files without a job twice is therefore a normal
+state between an append and that compaction, not damage, and it is rewritten only when it
+changes or is compacted.
 """
 
 from __future__ import annotations
@@ -53,12 +63,14 @@ class RewriteOutcome:
         rows: rows in the new file (0 when none was written).
         jobs_new: jobs the partition did not hold before.
         jobs_updated: stored jobs whose row was replaced or marked not found.
+        appended: whether the new file was added beside the stored ones (they were kept).
     """
 
     written: bool
     rows: int
     jobs_new: int
     jobs_updated: int
+    appended: bool = False
 
 
 def rewrite_partition(
@@ -70,6 +82,7 @@ def rewrite_partition(
     not_found: frozenset[str] = frozenset(),
     marked_at: datetime | None = None,
     compact: bool = False,
+    append: bool = False,
 ) -> RewriteOutcome:
     """Upsert ``incoming`` into the partition of ``day`` made of ``files``, crash-safely.
 
@@ -81,6 +94,8 @@ def rewrite_partition(
         not_found: ids the service no longer knows (their open rows get ``not_found_at``).
         marked_at: when the service was asked about them.
         compact: write one file even when nothing changed (several files, an old version).
+        append: when no incoming job is stored yet and ``not_found`` is empty, write the
+            incoming rows as one more file and keep ``files`` (see the module docstring).
 
     Returns:
         A :class:`RewriteOutcome`.
@@ -89,6 +104,13 @@ def rewrite_partition(
         StoreError: a file is not ours, cannot be read, or the new one cannot be written.
     """
     schemas = [parts.check_job_file(path) for path in files]
+    if append and not compact and not not_found and incoming.num_rows:
+        fresh = parts.dedupe(incoming)
+        if not _any_stored(files, schemas, fresh["job_id"]):
+            additions = fresh.take(pc.sort_indices(fresh, parts.ROW_ORDER))
+            nothing = pa.array([], pa.string())
+            rows = _write(root, day, [], [], nothing, nothing, None, additions)
+            return RewriteOutcome(True, rows, rows, 0, appended=True)
     index = _index(files, schemas)
     keep = _winners(index, unique=len(files) == 1)
     stored_ids = index["job_id"].filter(keep)
@@ -114,7 +136,10 @@ def rewrite_partition(
     marked = pc.and_(marked, pc.invert(pc.is_in(winners["job_id"], value_set=replace)))
     n_marked = int(pc.sum(pc.cast(marked, pa.int64())).as_py() or 0)
     jobs_new = new_rows.num_rows - len(replace)
-    changed = compact or len(files) > 1 or jobs_new > 0 or len(replace) > 0 or n_marked > 0
+    # Several files alone are no reason to rewrite (an append leaves them); a job stored twice
+    # (a rewrite killed before its deletes) is.
+    twice = not pc.all(keep).as_py() if index.num_rows else False
+    changed = compact or twice or jobs_new > 0 or len(replace) > 0 or n_marked > 0
     if not changed:
         return RewriteOutcome(False, 0, 0, 0)
     if n_marked and marked_at is None:
@@ -137,6 +162,20 @@ def _index(files: Sequence[Path], schemas: Sequence[pa.Schema]) -> pa.Table:
     if not tables:
         return pa.schema([JOBS_SCHEMA.field(c) for c in _INDEX_COLUMNS]).empty_table()
     return pa.concat_tables(tables).combine_chunks()
+
+
+def _any_stored(files: Sequence[Path], schemas: Sequence[pa.Schema], ids: pa.ChunkedArray) -> bool:
+    """Whether any of ``ids`` is stored in ``files``; reads their ``job_id`` column only."""
+    for path, schema in zip(files, schemas, strict=True):
+        if "job_id" not in schema.names:
+            return True  # cannot tell; the full rewrite path copes with any file it can read
+        try:
+            stored = pq.read_table(path, columns=["job_id"])["job_id"]
+        except (OSError, pa.ArrowException) as exc:
+            raise StoreError(f"{path} cannot be read ({exc}); delete it and export again") from exc
+        if pc.any(pc.is_in(ids, value_set=stored.combine_chunks())).as_py():
+            return True
+    return False
 
 
 def _winners(index: pa.Table, *, unique: bool) -> pa.Array:

@@ -12,14 +12,23 @@ Failed on Tuesday. So each run of :func:`export`
    that hold them, whichever takes fewer requests (window costs come from the ledger's counts);
    an open job the service no longer knows gets ``not_found_at`` and is kept, and is not looked
    up again (a later listing that returns it replaces the mark);
-3. **upserts** rows into ``jobs/date=YYYY-MM-DD/`` (see :mod:`._partitions` for the rewrite
-   protocol and which row wins), then records the covered windows (see :mod:`._ledger`).
+3. **upserts** rows into ``jobs/date=YYYY-MM-DD/`` every ``batch_rows`` rows (see
+   :mod:`._partitions` for the file protocol and which row wins), then records the covered
+   windows (see :mod:`._ledger`). A partition that holds none of the flushed jobs yet gets
+   them as one more file (an append: nothing stored is written again); only a partition where
+   they change stored jobs (a new state, a job marked not found) is rewritten whole, and a
+   mere repeat writes nothing (see :mod:`._rewrite`). So a first export writes each job once
+   while listing, not once per flush that touches its partition;
+4. **compacts** each partition it left with several files into one file, once, at the end
+   (and during the run a partition that reaches ``MAX_PARTITION_FILES`` files, since every
+   flush reads the ids of each file of the partitions it touches).
 
 A run holds the dataset's lock (:mod:`._lock`) throughout and records itself in the runs ledger
 whether it succeeds or fails. A ``kill -9`` at any moment leaves a readable dataset: partitions
 change by rename only, and the ledger claims a window only once its rows are durable; the next
-run removes leftover temporary files, compacts partitions with more than one file and fetches
-what the ledger does not yet hold.
+run removes leftover temporary files, compacts partitions with more than one file (appends of
+the killed run, or a rewrite killed before its deletes) and fetches what the ledger does not
+yet hold.
 """
 
 from __future__ import annotations
@@ -82,6 +91,9 @@ BATCH_ROWS = 20_000
 FLUSH_SECONDS = 15.0
 #: Covered windows pending before a flush, so a run over sparse ranges records its progress.
 FLUSH_WINDOWS = 64
+#: Files a partition may reach by appends before it is compacted during the run: each flush
+#: reads the ids of every file of a partition it touches, so a long run must not pile them up.
+MAX_PARTITION_FILES = 32
 
 _OPEN_COLUMNS = (
     "job_id",
@@ -107,7 +119,8 @@ class ExportResult:
         rows_written: rows in the partition files written.
         jobs_new: jobs the dataset did not hold before.
         jobs_updated: stored jobs whose row changed (a new state, or marked not found).
-        partitions_rewritten: partitions written (changed or compacted).
+        partitions_rewritten: partitions written (appended to, changed or compacted), each
+            counted once however often it was written.
         open_jobs: jobs still open in the dataset after the run.
         windows_covered: coverage windows recorded (listing slices fully paged).
         errors: problems that did not stop the run (e.g. rows without a creation time).
@@ -148,9 +161,14 @@ class _Counters:
     rows_written: int = 0
     jobs_new: int = 0
     jobs_updated: int = 0
-    partitions: int = 0
+    days: set[date] = field(default_factory=set)
     windows: int = 0
     errors: list[str] = field(default_factory=list)
+
+    @property
+    def partitions(self) -> int:
+        """Partitions written so far, each counted once."""
+        return len(self.days)
 
 
 def export(
@@ -256,6 +274,7 @@ def export(
             stale = [j for j in open_jobs if state_list is not None or not in_plan(j, plan)]
             run.refresh(stale, plan)
             run.flush()
+            run.compact()
             remaining = len(run.scan_open(tag_list, queue_list))
         except BaseException as exc:
             run.abort(exc, started, arguments, client.stats, before)
@@ -309,6 +328,7 @@ class _Run:
         self._marked_at: datetime | None = None
         self._windows: list[Window] = []
         self._last_flush = time.monotonic()
+        self._appended: set[date] = set()
 
     def prepare(self) -> None:
         """Clear what a killed run left: temporary files, partitions of several files."""
@@ -436,15 +456,31 @@ class _Run:
         for day in days:
             tables = self._rows.pop(day, [])
             incoming = pa.concat_tables(tables) if tables else JOBS_SCHEMA.empty_table()
-            self._rewrite(
-                day, current.get(day, []), incoming, missing=self._missing.pop(day, set())
+            files = current.get(day, [])
+            appended = self._rewrite(
+                day, files, incoming, missing=self._missing.pop(day, set()), append=True
             )
+            if appended and len(files) + 1 > MAX_PARTITION_FILES:
+                self._compact_files(day, parts.list_partitions(self.root).get(day, []))
         self._buffered = 0
         if self._windows:
             self.ledger = add_coverage(self.root, self.ledger, self._windows)
             self.counts.windows += len(self._windows)
             self._windows = []
         self._last_flush = time.monotonic()
+
+    def compact(self) -> None:
+        """Rewrite each partition this run appended to and left with several files as one."""
+        if not self._appended:
+            return
+        current = parts.list_partitions(self.root)
+        for day in sorted(self._appended):
+            self._compact_files(day, current.get(day, []))
+        self._appended.clear()
+
+    def _compact_files(self, day: date, files: Sequence[Path]) -> None:
+        if len(files) > 1:
+            self._rewrite(day, files, JOBS_SCHEMA.empty_table(), compact=True)
 
     def abort(
         self,
@@ -458,6 +494,8 @@ class _Run:
         try:
             if not isinstance(exc, StoreError):
                 self.flush()
+                if isinstance(exc, Exception):  # an interrupt leaves compaction to the next run
+                    self.compact()
         except Exception:  # the original error is the one to report
             logger.exception("could not save the rows fetched before the failure")
         message = f"{type(exc).__name__}: {exc}"
@@ -568,7 +606,9 @@ class _Run:
         *,
         missing: set[str] | None = None,
         compact: bool = False,
-    ) -> None:
+        append: bool = False,
+    ) -> bool:
+        """Upsert into one partition and count what was written; whether it was an append."""
         outcome = rewrite_partition(
             self.root,
             day,
@@ -577,16 +617,21 @@ class _Run:
             not_found=frozenset(missing or ()),
             marked_at=self._marked_at,
             compact=compact,
+            append=append,
         )
+        appended = outcome.appended
+        if appended:
+            self._appended.add(day)
         if outcome.written:
             self.counts.rows_written += outcome.rows
             self.counts.jobs_new += outcome.jobs_new
             self.counts.jobs_updated += outcome.jobs_updated
-            self.counts.partitions += 1
+            self.counts.days.add(day)
         del outcome
         # Hand the partition's buffers back to the OS now: the next partition is read at once,
         # and the allocator would otherwise keep the peak of every partition it has seen.
         pa.default_memory_pool().release_unused()
+        return appended
 
     def _queues(self, plan: dict[CoverageKey, list[tuple[datetime, datetime]]]) -> list[str | None]:
         return sorted({key.queue for key in plan}, key=lambda q: q or "") or [None]

@@ -326,3 +326,76 @@ def test_open_jobs_of_a_state_filtered_export_are_refreshed_when_they_leave_it(
     after = stored(root)
     assert {job_id: after[job_id] for job_id in first} == {job_id: now[job_id] for job_id in first}
     assert all(after[job_id]["state"] not in open_states for job_id in first)
+
+
+def test_first_run_writes_each_job_once_plus_one_compaction(
+    make_emulator: Callable[..., Emulator], tmp_path: Path
+) -> None:
+    # Two whole UTC days, so both partitions hold hundreds of jobs whatever the clock says.
+    emu = make_emulator(jobs=1200, days=2.0, seed=9, end=datetime(2026, 11, 3, tzinfo=UTC))
+    client = client_of(emu)
+    window = {"since": "2026-10-31T00:00:00Z", "until": "2026-11-03T00:00:00Z"}
+
+    whole = cj.export(client, tmp_path / "one", progress=False, batch_rows=100_000, **window)
+    # Everything fits one flush: each partition is written once, and nothing is compacted.
+    assert (whole.jobs_new, whole.rows_written, whole.partitions_rewritten) == (1200, 1200, 2)
+
+    small = cj.export(client, tmp_path / "many", progress=False, batch_rows=100, **window)
+    # Flushes of 100 rows append a file each and rewrite nothing stored; the end of the run
+    # compacts each partition once. Before, every flush rewrote its partitions whole.
+    assert small.jobs_new == 1200
+    assert (small.rows_written, small.partitions_rewritten) == (2 * 1200, 2)
+    assert [len(f) for f in parts.list_partitions(tmp_path / "many").values()] == [1, 1]
+    assert_equal_truth(tmp_path / "many", emu)
+    assert stored(tmp_path / "many") == stored(tmp_path / "one")
+
+
+def test_a_partition_reaching_the_file_limit_is_compacted_during_the_run(
+    make_emulator: Callable[..., Emulator], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cijobs_analytics import store
+
+    emu = make_emulator(jobs=1200, days=2.0, seed=9, end=datetime(2026, 11, 3, tzinfo=UTC))
+    monkeypatch.setattr(store, "MAX_PARTITION_FILES", 3)
+    result = cj.export(
+        client_of(emu),
+        tmp_path,
+        since="2026-10-31T00:00:00Z",
+        until="2026-11-03T00:00:00Z",
+        progress=False,
+        batch_rows=100,
+    )
+    # About 6 appends of ~100 rows per partition: the third file triggers a compaction, so
+    # rows are written more than twice, yet far fewer times than by a rewrite per flush.
+    assert result.jobs_new == 1200
+    assert 2 * 1200 < result.rows_written < 4 * 1200
+    assert [len(f) for f in parts.list_partitions(tmp_path).values()] == [1, 1]
+    assert_equal_truth(tmp_path, emu)
+
+
+def test_a_partition_left_in_several_files_is_compacted_by_the_next_run(
+    live: Emulator, tmp_path: Path
+) -> None:
+    from cijobs_analytics._rewrite import rewrite_partition
+
+    root = tmp_path / "ds"
+    client = client_of(live)
+    cj.export(client, root, since="3d", progress=False)
+    day, files = next(iter(parts.list_partitions(root).items()))
+    (file,) = files
+    # What a killed run leaves: its stored jobs moved into appended files, none twice.
+    table = parts.read_job_file(file)
+    half = table.num_rows // 2
+    (file.parent / "part-keep.tmp").write_bytes(b"")  # and a temporary file it was writing
+    file.unlink()
+    for piece in (table.slice(0, half), table.slice(half)):
+        current = parts.list_partitions(root).get(day, [])
+        assert rewrite_partition(root, day, current, piece, append=True).appended
+    assert len(parts.list_partitions(root)[day]) == 2
+
+    again = cj.export(client, root, progress=False)
+    (one,) = parts.list_partitions(root)[day]
+    assert parts.read_job_file(one).num_rows == table.num_rows
+    assert again.rows_written >= table.num_rows
+    assert not list(root.rglob("*.tmp"))
+    assert_equal_truth(root, live)

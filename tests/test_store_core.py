@@ -497,3 +497,76 @@ def test_streaming_rewrite_upgrades_an_old_file_in_batches(tmp_path: Path) -> No
     (new_file,) = parts.list_partitions(tmp_path)[day]
     assert pq.read_schema(new_file).names == JOBS_SCHEMA.names
     assert pq.ParquetFile(new_file).metadata.num_rows == many.num_rows + 1
+
+
+# --- appends and compaction ---------------------------------------------------------------
+
+
+def test_append_adds_a_file_of_new_jobs_and_leaves_the_stored_file_alone(tmp_path: Path) -> None:
+    day = date(2026, 11, 1)
+    file = write_partition(tmp_path, day, rows(job("a", "Running", 1), job("b", "Success", 2)), [])
+    before = file.stat().st_mtime_ns
+    incoming = rows(job("d", "Running", 4), job("c", "Submitted", 3), job("c", "Running", 3, 5))
+    out = rewrite_partition(tmp_path, day, [file], incoming, append=True)
+    assert out == RewriteOutcome(True, 2, 2, 0, appended=True)
+    files = parts.list_partitions(tmp_path)[day]
+    assert len(files) == 2
+    assert file in files
+    assert file.stat().st_mtime_ns == before
+    (added,) = [f for f in files if f != file]
+    table = parts.read_job_file(added)
+    # Deduplicated (the newest of c) and sorted, as a rewrite would append them.
+    assert table["job_id"].to_pylist() == ["c", "d"]
+    assert table["state"].to_pylist() == ["Running", "Running"]
+    assert pq.read_schema(added).metadata[parts.VERSION_KEY] == b"1"
+    raw = parts.read_partition(files, ("job_id",))["job_id"].to_pylist()
+    assert sorted(raw) == ["a", "b", "c", "d"]  # no job twice: readers need not even dedupe
+
+
+def test_append_rewrites_instead_when_a_job_is_stored_or_marked(tmp_path: Path) -> None:
+    day = date(2026, 11, 1)
+    file = write_partition(tmp_path, day, rows(job("a", "Running", 1), job("b", "Running", 2)), [])
+    incoming = rows(job("a", "Success", 1, fetched=9), job("c", "Running", 3))
+    out = rewrite_partition(tmp_path, day, [file], incoming, append=True)
+    assert out == RewriteOutcome(True, 3, 1, 1)
+    (merged,) = parts.list_partitions(tmp_path)[day]
+    assert {k: r["state"] for k, r in _stored_rows(tmp_path, day).items()} == {
+        "a": "Success",
+        "b": "Running",
+        "c": "Running",
+    }
+    seen = T0 + timedelta(days=1)
+    out = rewrite_partition(
+        tmp_path,
+        day,
+        [merged],
+        rows(job("d", "Running", 4)),
+        not_found=frozenset({"b"}),
+        marked_at=seen,
+        append=True,
+    )
+    assert out == RewriteOutcome(True, 4, 1, 1)
+    assert len(parts.list_partitions(tmp_path)[day]) == 1
+    assert _stored_rows(tmp_path, day)["b"]["not_found_at"] == seen
+
+
+def test_appended_files_change_only_when_rewritten_or_compacted(tmp_path: Path) -> None:
+    day = date(2026, 11, 1)
+    write_partition(tmp_path, day, rows(job("a", "Running", 1)), [])
+    first = parts.list_partitions(tmp_path)[day]
+    rewrite_partition(tmp_path, day, first, rows(job("b", "Success", 2)), append=True)
+    files = parts.list_partitions(tmp_path)[day]
+    assert len(files) == 2
+    # Two files sharing no job are no damage: a repeat of a stored job rewrites nothing.
+    repeat = rows(job("a", "Running", 1, fetched=30))
+    assert rewrite_partition(tmp_path, day, files, repeat, append=True) == RewriteOutcome(
+        False, 0, 0, 0
+    )
+    assert parts.list_partitions(tmp_path)[day] == files
+    empty = JOBS_SCHEMA.empty_table()
+    assert rewrite_partition(tmp_path, day, files, empty, compact=True) == RewriteOutcome(
+        True, 2, 0, 0
+    )
+    (one,) = parts.list_partitions(tmp_path)[day]
+    assert sorted(parts.read_job_file(one)["job_id"].to_pylist()) == ["a", "b"]
+    assert not any(f.exists() for f in files)
