@@ -21,6 +21,7 @@ for an empty element.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -413,6 +414,7 @@ class _Planner:
 # (stream, output and watermark counts vary); the bound keeps a long export's memory flat.
 _PLANS: OrderedDict[tuple[tuple[Any, ...], tuple[int, ...]], _Plan] = OrderedDict()
 _PLANS_MAX = 1024
+_PLANS_LOCK = threading.Lock()
 
 
 class JobRows:
@@ -468,14 +470,16 @@ class JobRows:
         """Collect one ``<JobsDetail>`` element."""
         elements = list(job.iter())
         shape = (tuple(map(_TAG_OF, elements)), tuple(map(len, elements)))
-        plan = _PLANS.get(shape)
+        with _PLANS_LOCK:  # fetch workers parse pages on several threads at once
+            plan = _PLANS.get(shape)
+            if plan is not None:
+                _PLANS.move_to_end(shape)
         if plan is None:
             plan = _Planner(job, elements).plan
-            if len(_PLANS) >= _PLANS_MAX:
-                _PLANS.popitem(last=False)
-            _PLANS[shape] = plan
-        else:
-            _PLANS.move_to_end(shape)
+            with _PLANS_LOCK:
+                if len(_PLANS) >= _PLANS_MAX:
+                    _PLANS.popitem(last=False)
+                _PLANS[shape] = plan
         texts = [element.text for element in elements]
         texts.append(None)  # what ABSENT points at
         plan.apply(self, texts)
