@@ -278,6 +278,13 @@ def _duration(value: Any) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def _umask() -> int:
+    """The process umask (reading it means setting it; it is put back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _write_atomically(path: Path, render: Callable[[], str]) -> Path:
     """Write ``render()`` to a temporary file beside ``path``, then rename it into place.
 
@@ -289,6 +296,9 @@ def _write_atomically(path: Path, render: Callable[[], str]) -> Path:
     except OSError as exc:
         raise ConfigError(f"cannot write the report to {str(path)!r}: {exc.strerror}") from exc
     try:
+        # mkstemp makes the file 0600 whatever the umask; a report is for sharing (a web
+        # server's user may serve it), so give it the mode an ordinary new file would get.
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(render())
             handle.flush()

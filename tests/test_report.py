@@ -6,7 +6,9 @@ import base64
 import csv
 import io
 import json
+import os
 import re
+import stat
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -134,6 +136,19 @@ def test_the_report_replaces_an_old_one_atomically(dataset: Path, tmp_path: Path
     write_report(dataset, out)
     assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert [p.name for p in out.parent.iterdir()] == ["r.html"]
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600)])
+def test_the_report_gets_the_mode_of_an_ordinary_new_file(
+    dataset: Path, tmp_path: Path, umask: int, mode: int
+) -> None:
+    """Readable by a web server's user under the usual umask, as `touch` would make it."""
+    previous = os.umask(umask)
+    try:
+        out = write_report(dataset, tmp_path / "r.html", tags="Transcode")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(out.stat().st_mode) == mode
 
 
 def test_an_unwritable_destination_is_a_config_error(dataset: Path, tmp_path: Path) -> None:
