@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import socket
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -61,9 +62,7 @@ class DatasetLock:
         # our flock; we then hold a lock on a dead inode and must start over.
         for _ in range(20):
             fd = self._open()
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not _flock_briefly(fd):
                 holder = _describe(_read_holder(fd))
                 os.close(fd)
                 raise StoreError(
@@ -149,6 +148,25 @@ def _read_holder(fd: int) -> dict[str, object]:
     except (OSError, ValueError):
         return {}
     return value if isinstance(value, dict) else {}
+
+
+#: How long a refused lock is tried again: ``cijobs status`` holds a shared lock for the
+#: instant it reads the holder, which must not make a starting export give up.
+_CONTENTION_S = 0.25
+
+
+def _flock_briefly(fd: int) -> bool:
+    """Take the exclusive lock, trying again for a moment while a reader holds it."""
+    deadline = time.monotonic() + _CONTENTION_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        else:
+            return True
 
 
 def _describe(holder: dict[str, object]) -> str:

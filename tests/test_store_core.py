@@ -570,3 +570,30 @@ def test_appended_files_change_only_when_rewritten_or_compacted(tmp_path: Path) 
     (one,) = parts.list_partitions(tmp_path)[day]
     assert sorted(parts.read_job_file(one)["job_id"].to_pylist()) == ["a", "b"]
     assert not any(f.exists() for f in files)
+
+
+def _poll_status(dataset: str, until: float) -> None:
+    while time.time() < until:
+        read_lock_holder(Path(dataset))
+
+
+def test_a_status_reading_the_lock_never_makes_an_export_give_up(tmp_path: Path) -> None:
+    """`cijobs status` holds a shared lock for an instant; a starting export waits it out."""
+    import multiprocessing
+
+    until = time.time() + 1.5
+    reader = multiprocessing.get_context("spawn").Process(
+        target=_poll_status, args=(str(tmp_path), until)
+    )
+    reader.start()
+    taken, refused = 0, []
+    while time.time() < until:
+        try:
+            with DatasetLock(tmp_path):
+                taken += 1
+        except StoreError as exc:
+            refused.append(str(exc))
+    reader.join()
+    assert reader.exitcode == 0
+    assert refused == []
+    assert taken > 100
