@@ -7,6 +7,9 @@
   subclass its status and ``<Code>`` call for, reading the ``<Error>`` body with a parser that
   resolves no entity and loads nothing.
 * :func:`short_body_error` catches a body shorter than its ``Content-Length``.
+* :func:`send_error` maps what ``http.client`` raises past ``requests`` (a ``ValueError`` for a
+  header value it refuses, an ``HTTPException``): those quote the offending header, so their
+  text is scrubbed and every quoted literal in it is dropped.
 
 Text that came from the service is scrubbed of every secret the request carried (the secret
 key, the session token, the ``Authorization`` header and its signature) before it is kept: a
@@ -15,7 +18,9 @@ server or proxy that echoes a request must not put a credential into an exceptio
 
 from __future__ import annotations
 
+import http.client
 import logging
+import re
 from collections.abc import Iterable, Mapping
 
 import requests
@@ -24,6 +29,7 @@ from lxml import etree
 from .errors import (
     APIError,
     AuthError,
+    ConfigError,
     InvalidArgumentError,
     ServerError,
     ThrottledError,
@@ -36,6 +42,7 @@ __all__ = [
     "request_secrets",
     "retry_after",
     "scrub",
+    "send_error",
     "short_body_error",
     "transport_error",
 ]
@@ -45,6 +52,9 @@ logger = logging.getLogger("cijobs_analytics.client")
 #: How much of a body that is not an ``<Error>`` document is kept as the error message.
 ERROR_HEAD_CHARS = 200
 _REDACTED = "<redacted>"
+#: A quoted literal (``'...'``, ``"..."``, ``b'...'``) in an exception's text: how Python's
+#: errors quote the value they refuse, a header value with its credential included.
+_QUOTED = re.compile(r"""(?<!\w)b?(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
 
 
 def scrub(text: str, secrets: Iterable[str | None]) -> str:
@@ -59,7 +69,9 @@ def scrub(text: str, secrets: Iterable[str | None]) -> str:
     """
     for secret in secrets:
         if secret:
-            text = text.replace(secret, _REDACTED)
+            # The secret as given and as an error's repr would quote it (a newline as ``\\n``).
+            for form in (secret, repr(secret)[1:-1], repr(secret.encode("utf-8", "replace"))[2:-1]):
+                text = text.replace(form, _REDACTED)
     return text
 
 
@@ -93,6 +105,36 @@ def transport_error(
     # ConnectionError (refused, reset, dropped), ChunkedEncodingError (incomplete read),
     # ContentDecodingError and the rest are all the network's doing.
     return TransportError(f"{type(exc).__name__} with {netloc}: {_reason(exc)}")
+
+
+def send_error(
+    exc: ValueError | http.client.HTTPException, netloc: str, secrets: Iterable[str | None]
+) -> ConfigError | TransportError:
+    """The package's error for a ``ValueError`` or ``HTTPException`` raised while sending.
+
+    ``http.client`` raises ``ValueError('Invalid header value ...')`` for a header holding a
+    newline or another control character, quoting the whole value: the session token or the
+    signed ``Authorization`` header. The text kept is scrubbed of ``secrets`` and of every
+    quoted literal, so no part of a header value survives.
+
+    Args:
+        exc: what escaped ``requests`` while sending.
+        netloc: the host (and port) the request went to, for the message.
+        secrets: the credentials to scrub (the secret key, the token; the id is not secret).
+
+    Returns:
+        A :class:`ConfigError` (not transient: the same header fails again) for a refused
+        header value or another ``ValueError``; a :class:`TransportError` for an
+        ``HTTPException``.
+    """
+    detail = _QUOTED.sub(_REDACTED, scrub(str(exc) or type(exc).__name__, secrets))
+    detail = " ".join(detail.split())  # one line: the CLI prints it as one
+    if isinstance(exc, ValueError):
+        return ConfigError(
+            f"a request to {netloc} could not be sent: {detail} (a credential, or the "
+            "User-Agent, holds a newline or another character HTTP headers refuse)"
+        )
+    return TransportError(f"{type(exc).__name__} with {netloc}: {detail}")
 
 
 def short_body_error(headers: Mapping[str, str], body: bytes) -> TransportError | None:

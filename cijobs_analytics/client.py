@@ -17,6 +17,7 @@ them before it is kept.
 
 from __future__ import annotations
 
+import http.client
 import logging
 import random
 import threading
@@ -37,6 +38,7 @@ from ._http_errors import (
     api_error,
     request_secrets,
     retry_after,
+    send_error,
     short_body_error,
     transport_error,
 )
@@ -236,6 +238,7 @@ class CIClient:
         self.max_backoff = check_seconds(max_backoff, "max_backoff")
         self._clock = clock
         self._credentials = credentials
+        self._secrets = (credentials.secret_key, credentials.token)
         # With an endpoint the request goes elsewhere but must still name (and sign) the CI host.
         self._auth = QSignAuth(
             credentials, clock=clock, sign_host=None if endpoint is None else self.host
@@ -311,7 +314,7 @@ class CIClient:
             The page: its table, next token, request id, whether it was repaired, attempts.
 
         Raises:
-            ConfigError: an argument is invalid (nothing was sent).
+            ConfigError: an argument is invalid, or a header could not be sent (nothing was).
             AuthError: the service refused the credentials or the signature.
             InvalidArgumentError: the service refused a parameter.
             ThrottledError, ServerError, TransportError, ResponseParseError: the fault
@@ -351,7 +354,7 @@ class CIClient:
 
         Raises:
             ConfigError: ``job_ids`` is a string, or an id is empty or holds a comma, a slash
-                or a blank (nothing was sent).
+                or a blank, or a header could not be sent (nothing was sent).
             AuthError, InvalidArgumentError, ThrottledError, ServerError, TransportError,
             ResponseParseError: as for :meth:`list_jobs`.
         """
@@ -428,9 +431,16 @@ class CIClient:
             response = self._session.get(
                 url, auth=self._auth, timeout=self.timeout, allow_redirects=False
             )
+        except requests.exceptions.InvalidHeader as exc:
+            # requests' own header check quotes the value, like http.client's below.
+            raise _AttemptError(send_error(exc, self._netloc, self._secrets)) from None
         except requests.exceptions.RequestException as exc:
             error = transport_error(exc, self._netloc, self.timeout)
             raise _AttemptError(error, exc) from None
+        except (ValueError, http.client.HTTPException) as exc:
+            # http.client raises these past requests and quotes the header it refused (the
+            # token, the Authorization header): the cause is dropped, the text scrubbed.
+            raise _AttemptError(send_error(exc, self._netloc, self._secrets)) from None
         body = response.content
         request_id = response.headers.get("x-ci-request-id")
         logger.debug(

@@ -237,3 +237,37 @@ def test_ctrl_c_stops_at_once_and_leaves_no_partial_file(tmp_path: Path) -> None
         assert process.returncode == 130, err
         assert "interrupted" in err
         assert list(tmp_path.iterdir()) == []
+
+
+def test_session_token_with_trailing_newline_exits_2_on_one_line_without_the_token(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """A token from a file with its newline (the Kubernetes secret case): exit 2, one line that
+    names the variable, no traceback, and the token nowhere in the output (cron logs)."""
+    env = dict(os.environ)
+    env.update(
+        {
+            ENV_SECRET_ID: emulator.credentials.secret_id,
+            ENV_SECRET_KEY: emulator.credentials.secret_key,
+            ENV_SESSION_TOKEN: "SESSIONTOKEN-SECRET\n",
+            "CI": "1",
+        }
+    )
+    out = tmp_path / "jobs.parquet"
+    done = subprocess.run(
+        [sys.executable, "-m", "cijobs_analytics", *_args(emulator, out, "--tag", "Transcode")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"cijobs: error: Credentials.token (from {ENV_SESSION_TOKEN})")
+    assert "Traceback" not in done.stderr
+    assert "SESSIONTOKEN-SECRET" not in done.stdout + done.stderr
+    assert emulator.credentials.secret_key not in done.stderr
+    assert not out.exists()

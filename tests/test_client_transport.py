@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import socket
 import ssl
 import subprocess
@@ -18,9 +19,10 @@ from xml.sax.saxutils import escape as xml_escape
 import pytest
 from client_support import CREDS, FAST
 
+from cijobs_analytics._http_errors import send_error
 from cijobs_analytics.client import CIClient
 from cijobs_analytics.config import Credentials
-from cijobs_analytics.errors import APIError, AuthError, ServerError, TransportError
+from cijobs_analytics.errors import APIError, AuthError, ConfigError, ServerError, TransportError
 
 # --- network faults without the emulator ---------------------------------------------------------
 
@@ -311,3 +313,60 @@ def test_wire_encoding_of_every_parameter(
     )
     assert fields["q-header-list"] == "host;x-ci-security-token"
     assert server.received[1]["Authorization"].split("&")[5] == "q-url-param-list="
+
+
+def _unchecked(creds: Credentials, **fields: str) -> Credentials:
+    """Credentials holding values ``Credentials`` itself refuses: the client must stay safe
+    even when a credential got past that check (an object built before it existed)."""
+    forged = Credentials(creds.secret_id, creds.secret_key, creds.token)
+    for name, value in fields.items():
+        object.__setattr__(forged, name, value)
+    return forged
+
+
+@pytest.mark.parametrize(
+    ("fields", "user_agent"),
+    [
+        ({"token": "very-secret-token\n"}, "cijobs-analytics/test"),
+        ({"secret_id": "AKIDexample\r\n"}, "cijobs-analytics/test"),
+        ({}, "cijobs-analytics/test\nX-Injected: 1"),
+    ],
+    ids=["token-header", "authorization-header", "user-agent"],
+)
+def test_header_refused_by_http_is_a_config_error_without_secrets(
+    scripted: Callable[[list[Reply]], ScriptedServer], fields: dict[str, str], user_agent: str
+) -> None:
+    """http.client's ValueError (and requests' InvalidHeader) quoting a header value becomes
+    a ConfigError, raised at once, whose text and chain hold no credential nor signature."""
+    server = scripted([Reply(200, PAGE)])
+    client = CIClient(
+        "examplebucket-1250000000",
+        "ap-guangzhou",
+        _unchecked(CREDS, **fields),
+        server.url,
+        user_agent=user_agent,
+        **FAST,
+    )
+    with client, pytest.raises(ConfigError) as info:
+        client.list_jobs("Transcode")
+    text = str(info.value)
+    assert text.startswith(f"a request to 127.0.0.1:{server.server_address[1]} could not be sent")
+    assert "<redacted>" in text
+    for leaked in ("very-secret", "q-signature", "AKIDexample", "X-Injected"):
+        assert leaked not in text
+    assert info.value.__cause__ is None
+    assert info.value.__suppress_context__
+    assert not info.value.transient
+    assert client.stats.requests == 1
+    assert client.stats.errors_by_code == {"ConfigError": 1}
+    assert server.received == []
+
+
+def test_send_error_maps_http_exception_to_scrubbed_transport_error() -> None:
+    """An http.client.HTTPException escaping requests is a transient TransportError whose text
+    holds neither a secret (in any quoting) nor a quoted literal."""
+    exc = http.client.BadStatusLine('HTTP/1.1 very-secret-token\n 200 "ok"')
+    error = send_error(exc, "h:1", ["very-secret-key", "very-secret-token"])
+    assert type(error) is TransportError
+    assert str(error) == "BadStatusLine with h:1: HTTP/1.1 <redacted> 200 <redacted>"
+    assert error.transient

@@ -135,3 +135,49 @@ def test_from_env_missing_variable_named(
         assert f"set {name}" not in message
     assert SECRET not in message
     assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize("field", ["secret_id", "secret_key", "token"])
+@pytest.mark.parametrize(
+    ("bad", "says"),
+    [
+        ("{v}\n", "starts or ends with whitespace"),
+        ("{v}\r\n", "starts or ends with whitespace"),
+        (" {v}", "starts or ends with whitespace"),
+        ("{v}\t", "starts or ends with whitespace"),
+        ("{v}\nX-Injected: 1", "holds whitespace or a control character"),
+        ("{v} {v}", "holds whitespace or a control character"),
+        ("{v}\x00", "holds whitespace or a control character"),
+        ("{v}\x7fz", "holds whitespace or a control character"),
+        ("{v}\u2028z", "holds whitespace or a control character"),
+    ],
+)
+def test_whitespace_or_control_character_refused_without_echo(
+    field: str, bad: str, says: str
+) -> None:
+    """A credential that cannot go into a header is refused; the message names the field and
+    its variable, says what to fix, and holds no part of any value (not stripped silently)."""
+    good = {"secret_id": "AKIDexample", "secret_key": SECRET, "token": TOKEN}
+    values = {**good, field: bad.format(v=good[field])}
+    with pytest.raises(ConfigError) as info:
+        Credentials(**values)
+    message = str(info.value)
+    env = {"secret_id": ENV_SECRET_ID, "secret_key": ENV_SECRET_KEY, "token": ENV_SESSION_TOKEN}
+    assert message.startswith(f"Credentials.{field} (from {env[field]}) {says}")
+    for value in (*good.values(), values[field], repr(values[field])[1:-1]):
+        assert value not in message
+    if "starts or ends" in says:
+        assert "strip it" in message
+
+
+def test_from_env_token_with_trailing_newline_refused() -> None:
+    """The Kubernetes secret-from-file case: a token ending in a newline is refused by name."""
+    env = {ENV_SECRET_ID: "AKIDenv", ENV_SECRET_KEY: SECRET, ENV_SESSION_TOKEN: TOKEN + "\n"}
+    with pytest.raises(ConfigError, match=f"Credentials.token \\(from {ENV_SESSION_TOKEN}\\)"):
+        Credentials.from_env(env)
+
+
+def test_inner_printable_characters_accepted() -> None:
+    """Base64 and URL-safe token characters are not mistaken for bad ones."""
+    creds = Credentials("AKIDexample", SECRET, "a+b/c=d-e_f.g~h%i")
+    assert creds.token == "a+b/c=d-e_f.g~h%i"
