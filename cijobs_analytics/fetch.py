@@ -42,13 +42,13 @@ import pyarrow.parquet as pq
 from ._pool import DaemonPool
 from ._progress import ProgressBar
 from ._times import TimeLike
-from .errors import CIJobsError, ConfigError, StoreError
+from .errors import CIJobsError, ConfigError, ResponseParseError, StoreError
 from .ratelimit import TokenBucket
 from .schema import JOBS_SCHEMA, STATES
 from .windows import Slice, check_names, check_range, plan_split, seed_slices, wire_bounds
 
 if TYPE_CHECKING:
-    from .client import CIClient
+    from .client import CIClient, Page
 
 __all__ = [
     "PAGE_SIZE",
@@ -200,6 +200,9 @@ def iter_slices(
         APIError: the service refused a request (auth, argument) or kept failing after the
             client's retries; the remaining work is cancelled first.
         TransportError: the network kept failing after the client's retries.
+        ResponseParseError: the service's paging made no progress: it handed back a
+            ``NextToken`` a slice had already used, or a full page of jobs the slice had
+            already read. Paging such a service on would never end, so the run stops.
     """
     seeds = seed_slices(start, end, tags, queue_ids)
     state_list = _check_states(states)
@@ -234,6 +237,7 @@ def iter_jobs(
         ConfigError: an argument is invalid (raised at once).
         APIError: see :func:`iter_slices`.
         TransportError: see :func:`iter_slices`.
+        ResponseParseError: see :func:`iter_slices`.
 
     Example:
         >>> for batch in iter_jobs(client, "2026-11-02", "2026-11-07"):  # doctest: +SKIP
@@ -280,6 +284,7 @@ def fetch_jobs(
         ConfigError: an argument is invalid.
         APIError: see :func:`iter_slices`.
         TransportError: see :func:`iter_slices`.
+        ResponseParseError: see :func:`iter_slices`.
 
     Example:
         >>> table = fetch_jobs(client, "2026-11-02T00:00:00Z", "2026-11-07T00:00:00Z",
@@ -323,6 +328,7 @@ def fetch_to_parquet(
         StoreError: the file cannot be written.
         APIError: see :func:`iter_slices`.
         TransportError: see :func:`iter_slices`.
+        ResponseParseError: see :func:`iter_slices`.
     """
     target = Path(path)
     run_stats = stats if stats is not None else FetchStats()
@@ -459,6 +465,10 @@ def _fetch_slice(
     # that ignores orderByTime) turns them off and the slice is simply paged to its end.
     ordered = True
     previous: datetime | None = None
+    # A service that hands back a used token, or the same full page again, would be paged
+    # forever (an unordered page turns off the early stop), so the slice checks progress.
+    used_tokens: set[str] = set()
+    seen_ids: set[str] = set()
     while True:
         page = client.list_jobs(
             piece.tag,
@@ -480,6 +490,7 @@ def _fetch_slice(
         token = page.next_token
         if not token or page.table.num_rows == 0:
             break
+        _check_progress(piece, page, used_tokens, seen_ids)
         created = page.table.column("creation_time")
         if ordered and not _ascending(created, previous):
             ordered = False
@@ -519,6 +530,29 @@ def _fetch_slice(
         recovered_pages=recovered,
     )
     return _Outcome(result=result, handoff=handoff)
+
+
+def _check_progress(piece: Slice, page: Page, tokens: set[str], ids: set[str]) -> None:
+    """Refuse a page that leads nowhere new; ``tokens`` and ``ids`` (the slice's so far) grow.
+
+    Raises:
+        ResponseParseError: the page's ``NextToken`` was already used in this slice, or the
+            page is full and holds no job the slice has not read yet.
+    """
+    page_ids = page.table.column("job_id").to_pylist()
+    known = len(ids)
+    ids.update(page_ids)
+    where = f"{piece.tag} {piece.start.isoformat()}..{piece.end.isoformat()}"
+    if page.next_token in tokens:
+        problem = f"the service repeated NextToken {page.next_token!r} while paging {where}"
+    elif len(page_ids) >= PAGE_SIZE and len(ids) == known:
+        problem = f"a full page of {where} (NextToken {page.next_token!r}) held only known jobs"
+    else:
+        tokens.add(page.next_token or "")
+        return
+    raise ResponseParseError(
+        f"{problem}; paging stopped as it would never end", b"", page.request_id
+    )
 
 
 # -- tables ---------------------------------------------------------------------------------
