@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from . import __version__
+from .client import MAX_WORKERS
 from .errors import CIJobsError, ConfigError
 from .schema import STATES
 
@@ -136,7 +137,7 @@ def _rate_options(command: F) -> F:
         (
             click.option(
                 "--workers",
-                type=click.IntRange(1, 64),
+                type=click.IntRange(1, MAX_WORKERS),
                 default=8,
                 show_default=True,
                 help="Requests in flight at once.",

@@ -66,6 +66,7 @@ __all__ = [
     "DEFAULT_USER_AGENT",
     "MAX_JOB_IDS",
     "MAX_PAGE_SIZE",
+    "MAX_WORKERS",
     "CIClient",
     "ClientStats",
     "JobLookup",
@@ -78,7 +79,9 @@ logger = logging.getLogger(__name__)
 #: (connect, read) seconds; the connect value sits just above a multiple of the TCP retransmit.
 DEFAULT_TIMEOUT = (3.05, 30.0)
 
-_POOL_SIZE = 32
+#: The most worker threads that may share one client: the CLI's ``--workers`` maximum. The
+#: connection pool holds this many, so no worker's connection is discarded and reopened.
+MAX_WORKERS = 64
 
 try:
     _VERSION = version("cijobs_analytics")
@@ -244,7 +247,7 @@ class CIClient:
             credentials, clock=clock, sign_host=None if endpoint is None else self.host
         )
         self._session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=_POOL_SIZE, max_retries=0)
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=MAX_WORKERS, max_retries=0)
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
         self._session.headers.update({"User-Agent": user_agent, "Accept": "application/xml"})

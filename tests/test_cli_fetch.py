@@ -11,6 +11,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import click
 import pyarrow.parquet as pq
 import pytest
 from conftest import EMULATOR_END
@@ -271,3 +272,13 @@ def test_session_token_with_trailing_newline_exits_2_on_one_line_without_the_tok
     assert "SESSIONTOKEN-SECRET" not in done.stdout + done.stderr
     assert emulator.credentials.secret_key not in done.stderr
     assert not out.exists()
+
+
+def test_workers_range_is_the_client_pool_size() -> None:
+    """--workers stops where the client's connection pool does (MAX_WORKERS)."""
+    from cijobs_analytics.cli import fetch_command
+    from cijobs_analytics.client import MAX_WORKERS
+
+    (workers,) = (p for p in fetch_command.params if p.name == "workers")
+    assert isinstance(workers.type, click.IntRange)
+    assert (workers.type.min, workers.type.max) == (1, MAX_WORKERS)

@@ -370,3 +370,35 @@ def test_authorization_never_logged(
         "wrong-secret-9f3a",
     ):
         assert secret not in captured
+
+
+def test_max_workers_concurrent_requests_reuse_the_pool(
+    make_emulator: MakeEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """MAX_WORKERS requests in flight at once (the CLI's --workers maximum) fit the connection
+    pool: urllib3 never discards a connection as "pool is full", and a second round reuses
+    the connections of the first instead of opening new ones."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cijobs_analytics.client import MAX_WORKERS
+
+    emu = make_emulator(jobs=200, latency_ms=150)
+    start = threading.Barrier(MAX_WORKERS)
+
+    def first_page(_: int) -> int:
+        start.wait()  # all requests leave together, so they overlap in the emulator's latency
+        rows: int = client.list_jobs("Transcode", size=5).table.num_rows
+        return rows
+
+    caplog.set_level(logging.WARNING, logger="urllib3")
+    with client_for(emu) as client, ThreadPoolExecutor(MAX_WORKERS) as pool:
+        for _ in range(2):
+            assert list(pool.map(first_page, range(MAX_WORKERS))) == [5] * MAX_WORKERS
+        assert client.stats.requests == 2 * MAX_WORKERS
+        assert client.stats.retries == 0
+        pools = client._session.get_adapter(emu.url).poolmanager.pools
+        # urllib3's RecentlyUsedContainer refuses plain iteration; keys() is its way.
+        opened = [pools[key].num_connections for key in pools.keys()]  # noqa: SIM118 - see above
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("urllib3")] == []
+    assert opened == [MAX_WORKERS]
+    assert MAX_WORKERS == 64
