@@ -23,6 +23,7 @@ __all__ = [
     "check_job_ids",
     "check_name",
     "check_seconds",
+    "check_states",
     "check_timeout",
     "encode_query",
     "job_ids_path",
@@ -129,17 +130,40 @@ def _optional_text(value: object, name: str) -> str | None:
     return value
 
 
-def _check_states(states: str | Iterable[str]) -> str:
+def check_states(states: str | Iterable[str] | None) -> list[str] | None:
+    """The job states to filter on, for both ``list_jobs`` and the fetch engine.
+
+    Args:
+        states: state names from ``schema.STATES`` or ``"All"``, as a list or one
+            comma-separated string (blanks around a name are ignored); None for every state.
+
+    Returns:
+        The names in their first order, each once; None when every state is wanted (None
+        given, or ``"All"`` among the names).
+
+    Raises:
+        ConfigError: no names, a name that is not a string or is blank, or an unknown state.
+    """
+    if states is None:
+        return None
     items = states.split(",") if isinstance(states, str) else list(states)
-    names = [item.strip() if isinstance(item, str) else item for item in items]
+    choices = ", ".join((_ALL_STATES, *STATES))
+    if not items:
+        raise ConfigError(f"states must be among {choices} (pass None for every state), got []")
+    names: list[str] = []
+    for item in items:
+        if not isinstance(item, str) or not item.strip():
+            raise ConfigError(
+                f"states must be non-empty names among {choices}, got {item!r} in {states!r}"
+            )
+        if item.strip() not in names:
+            names.append(item.strip())
     unknown = [name for name in names if name not in STATES and name != _ALL_STATES]
-    if unknown or not names:
+    if unknown:
         raise ConfigError(
-            f"states must be among {', '.join((_ALL_STATES, *STATES))}, got {states!r}"
+            f"unknown state(s) {', '.join(map(repr, unknown))}; states must be among {choices}"
         )
-    if _ALL_STATES in names:
-        return _ALL_STATES
-    return ",".join(dict.fromkeys(str(name) for name in names))
+    return None if _ALL_STATES in names else names
 
 
 def list_params(
@@ -166,7 +190,7 @@ def list_params(
     if queue is not None:
         params.append(("queueId", queue))
     if states is not None:
-        params.append(("states", _check_states(states)))
+        params.append(("states", ",".join(check_states(states) or [_ALL_STATES])))
     lower = None if start is None else to_wire(to_utc(start, name="start"))
     upper = None if end is None else to_wire(to_utc(end, name="end"))
     # Compare on the wire's whole seconds: 10:00:00.2 .. 10:00:00.9 is an empty range there.

@@ -41,10 +41,11 @@ import pyarrow.parquet as pq
 
 from ._pool import DaemonPool
 from ._progress import ProgressBar
+from ._request_args import check_states
 from ._times import TimeLike
 from .errors import CIJobsError, ConfigError, ResponseParseError, StoreError
 from .ratelimit import TokenBucket
-from .schema import JOBS_SCHEMA, STATES
+from .schema import JOBS_SCHEMA
 from .windows import Slice, check_names, check_range, plan_split, seed_slices, wire_bounds
 
 if TYPE_CHECKING:
@@ -185,7 +186,8 @@ def iter_slices(
         tags: job types to fetch; None means the 19 documented ones. Other strings are sent
             as given, for types the service adds later.
         queue_ids: queues to fetch one by one; None means no queue filter.
-        states: job states to keep (``Success``, ``Failed``, ...); None means all.
+        states: job states to keep (``Success``, ``Failed``, ...) as a list or one
+            comma-separated string, checked like ``CIClient.list_jobs``'s; None means all.
         workers: how many requests may be in flight at once.
         qps: the most requests per second for the whole run; None for no limit until the
             service throttles.
@@ -205,7 +207,7 @@ def iter_slices(
             already read. Paging such a service on would never end, so the run stops.
     """
     seeds = seed_slices(start, end, tags, queue_ids)
-    state_list = _check_states(states)
+    state_list = check_states(states)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ConfigError(f"workers must be a positive integer, got {workers!r}")
     bucket = TokenBucket(qps)
@@ -343,7 +345,7 @@ def fetch_to_parquet(
         "end": upper.isoformat(),
         "tags": None if tags is None else check_names(tags, "tags"),
         "queue_ids": None if queue_ids is None else check_names(queue_ids, "queue_ids"),
-        "states": _check_states(states),
+        "states": check_states(states),
     }
     metadata = dict(JOBS_SCHEMA.metadata or {})
     metadata[b"cijobs_analytics.fetch"] = json.dumps(request, sort_keys=True).encode()
@@ -607,18 +609,3 @@ def _distinct_batches(
         for batch in table.combine_chunks().to_batches():
             if batch.num_rows:
                 yield batch
-
-
-# -- arguments ------------------------------------------------------------------------------
-
-
-def _check_states(states: Iterable[str] | None) -> list[str] | None:
-    if states is None:
-        return None
-    names = check_names(states, "states")
-    unknown = [s for s in names if s not in STATES and s != "All"]
-    if unknown:
-        raise ConfigError(
-            f"unknown state(s) {', '.join(map(repr, unknown))}; use any of {', '.join(STATES)}"
-        )
-    return None if "All" in names else names

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from client_support import CREDS, MakeEmulator, client_for
 
+from cijobs_analytics import fetch_jobs, iter_jobs
+from cijobs_analytics._request_args import check_states
 from cijobs_analytics.client import CIClient
 from cijobs_analytics.errors import ConfigError
 
@@ -144,3 +146,55 @@ def test_default_url_and_repr() -> None:
         assert local.base_url == "http://127.0.0.1:8089"
         assert local.host == client.host
     client.close()
+
+
+# --- one rule for states, in list_jobs and in the fetch engine --------------------------------
+
+
+@pytest.mark.parametrize(
+    "states",
+    [[], [""], ["Success", "  "], [None], ["Done"], "Success,Nope", "Success,,Failed", ["success"]],
+)
+def test_list_jobs_and_fetch_refuse_states_alike(states: Any) -> None:
+    """A bad states argument gets the same ConfigError from list_jobs and from iter_jobs."""
+    client = CIClient("examplebucket-1250000000", "ap-guangzhou", CREDS, "http://127.0.0.1:9")
+    with pytest.raises(ConfigError) as listed:
+        client.list_jobs("Transcode", states=states)
+    with pytest.raises(ConfigError) as fetched:
+        iter_jobs(client, "2026-11-01", "2026-11-02", states=states)
+    assert str(fetched.value) == str(listed.value)
+    assert "states must be" in str(listed.value)
+
+
+@pytest.mark.parametrize(
+    ("states", "expected"),
+    [
+        (None, None),
+        ("All", None),
+        (["Failed", "All"], None),
+        ("Failed", ["Failed"]),
+        ("Success, Failed", ["Success", "Failed"]),
+        ([" Failed ", "Success", "Failed"], ["Failed", "Success"]),
+        (("Pause", "Cancel"), ["Pause", "Cancel"]),
+    ],
+)
+def test_check_states_returns_the_distinct_names(states: Any, expected: list[str] | None) -> None:
+    """Names come back stripped, in first order, once each; None means every state."""
+    assert check_states(states) == expected
+
+
+def test_fetch_accepts_a_comma_separated_states_string(make_emulator: MakeEmulator) -> None:
+    """iter_jobs takes the comma string list_jobs takes and filters on both states."""
+    emu = make_emulator()
+    with client_for(emu) as client:
+        table = fetch_jobs(
+            client,
+            emu.history_start,
+            emu.end,
+            tags=["Transcode"],
+            states="Success, Failed",
+            progress=False,
+        )
+    truth = emu.truth(emu.history_start, emu.end, tags=["Transcode"], states=["Success", "Failed"])
+    assert sorted(table.column("job_id").to_pylist()) == sorted(job.job_id for job in truth)
+    assert set(table.column("state").to_pylist()) == {"Success", "Failed"}
