@@ -177,8 +177,11 @@ class TokenBucket:
         self._tokens = min(self._burst, self._tokens + elapsed * rate)
 
     def _measured(self, now: float) -> float:
-        """Requests per second over the recent window (an unlimited bucket keeps no tokens)."""
-        recent = [t for t in self._recent if t >= now - _MEASURE_S]
-        if len(recent) < 2:
-            return float(len(recent))
-        return (len(recent) - 1) / max(now - recent[0], 1e-3)
+        """Requests per second over the last ``_MEASURE_S`` (an unlimited bucket keeps no tokens).
+
+        The count is divided by the whole window, never by the span of the requests in it: a
+        burst of 8 requests within a millisecond is 8 per second, not 7,000, so the first
+        throttle answer really slows the run down.
+        """
+        recent = sum(1 for t in self._recent if t >= now - _MEASURE_S)
+        return recent / _MEASURE_S

@@ -253,17 +253,44 @@ def test_unlimited_bucket_limits_at_half_the_throttled_rate_then_lets_go_again()
     assert clock.slept == []
     assert bucket.rate is None
     bucket.throttled()
-    assert bucket.rate == pytest.approx(19.5)  # 39 gaps in 1.0 s, halved
+    assert bucket.rate == pytest.approx(20.0)  # 40 requests in the last second, halved
     began = clock.now
     for _ in range(10):
         bucket.acquire()
     # 10 requests at about 20/s, the rate creeping up meanwhile.
     assert 0.4 < clock.now - began < 0.52
-    clock.now += 4.0  # doubled back past twice the 39/s it was throttled at: let go
+    clock.now += 4.0  # doubled back past twice the 40/s it was throttled at: let go
     assert bucket.rate is None
     slept = len(clock.slept)
     bucket.acquire()
     assert len(clock.slept) == slept
+
+
+def test_unlimited_bucket_measures_a_burst_over_the_whole_second() -> None:
+    """8 requests within a millisecond are 8 per second: the limit becomes 4/s, not 3,500/s."""
+    clock = FakeClock()
+    bucket = TokenBucket(None, min_qps=0.5, clock=clock, sleep=clock.sleep)
+    for _ in range(8):
+        bucket.acquire()
+        clock.now += 0.000125
+    bucket.throttled()
+    assert bucket.rate == pytest.approx(4.0)
+    began = clock.now
+    for _ in range(4):
+        bucket.acquire()
+    # The next 4 requests go at about 4 per second (the rate creeping back up meanwhile).
+    assert 0.8 < clock.now - began < 1.0
+
+
+def test_unlimited_bucket_counts_only_the_last_second() -> None:
+    """Requests older than the one-second window do not count; the newer ones over 1 s do."""
+    clock = FakeClock()
+    bucket = TokenBucket(None, clock=clock, sleep=clock.sleep)
+    for _ in range(64):
+        bucket.acquire()
+        clock.now += 0.03125  # 32 per second for 2 s
+    bucket.throttled()
+    assert bucket.rate == pytest.approx(16.0)
 
 
 def test_token_bucket_close_releases_waiting_threads_at_once() -> None:
