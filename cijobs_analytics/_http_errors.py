@@ -5,7 +5,8 @@
   message names the host and the innermost cause, not urllib3's pool and object reprs.
 * :func:`api_error` maps an error answer to the :class:`~cijobs_analytics.errors.APIError`
   subclass its status and ``<Code>`` call for, reading the ``<Error>`` body with a parser that
-  resolves no entity and loads nothing.
+  resolves no entity and loads nothing; any other body (a proxy's HTML page, plain text) gives
+  its text content, whitespace collapsed and cut short, as the message.
 * :func:`short_body_error` catches a body shorter than its ``Content-Length``.
 * :func:`send_error` maps what ``http.client`` raises past ``requests`` (a ``ValueError`` for a
   header value it refuses, an ``HTTPException``): those quote the offending header, so their
@@ -49,8 +50,10 @@ __all__ = [
 
 logger = logging.getLogger("cijobs_analytics.client")
 
-#: How much of a body that is not an ``<Error>`` document is kept as the error message.
+#: How much of the text of a body that is not an ``<Error>`` document is kept as the message.
 ERROR_HEAD_CHARS = 200
+#: Elements of a proxy's page whose text is code, not words for a person.
+_CODE_TAGS = ("script", "style")
 _REDACTED = "<redacted>"
 #: A quoted literal (``'...'``, ``"..."``, ``b'...'``) in an exception's text: how Python's
 #: errors quote the value they refuse, a header value with its credential included.
@@ -160,7 +163,9 @@ def api_error(
     ``SlowDown``, 429 and 503 are :class:`ThrottledError`; 401/403 :class:`AuthError`; 400
     :class:`InvalidArgumentError`; other 5xx :class:`ServerError`; anything else (other 4xx,
     redirects) a plain :class:`APIError`. A body that is not an ``<Error>`` document (a
-    proxy's page) gets the code ``HTTP<status>`` and its first characters as the message.
+    proxy's HTML page, plain text) gets the code ``HTTP<status>`` and, as the message, its
+    text content (markup, scripts and styles left out), whitespace collapsed, scrubbed, and
+    cut to :data:`ERROR_HEAD_CHARS` characters.
 
     Args:
         status: the HTTP status.
@@ -172,12 +177,13 @@ def api_error(
         The error to raise; its text holds no secret.
     """
     secrets = list(secrets)
-    code, message, body_request_id, trace_id = _read_error_body(body)
+    fields = _read_error_body(body)
+    if fields is None:  # not an <Error> document: a proxy's page or plain text
+        code, message, body_request_id, trace_id = "", _body_head(body, secrets), None, None
+    else:
+        code, message, body_request_id, trace_id = fields
     code = scrub(code, secrets) or f"HTTP{status}"
     message = scrub(message, secrets)
-    if not message and not body.lstrip().startswith(b"<"):
-        # Scrub the whole text before cutting it, so no prefix of a secret survives the cut.
-        message = scrub(body.decode("utf-8", "replace"), secrets)[:ERROR_HEAD_CHARS].strip()
     if trace_id:
         logger.debug("error %s [request id %s, trace id %s]", code, request_id, trace_id)
     kind: type[APIError]
@@ -203,22 +209,59 @@ def retry_after(value: str | None) -> float | None:
     return seconds if seconds is not None and seconds >= 0 else None
 
 
-def _read_error_body(body: bytes) -> tuple[str, str, str | None, str | None]:
-    """Code, Message, RequestId and TraceId of an ``<Error>`` body ("" / None when absent)."""
+def _read_error_body(body: bytes) -> tuple[str, str, str | None, str | None] | None:
+    """Code, Message, RequestId and TraceId of an ``<Error>`` body ("" / None when absent).
+
+    None when the body is not an ``<Error>`` document.
+    """
     parser = etree.XMLParser(
         resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
     )
     try:
         root = etree.fromstring(body, parser)
     except (etree.XMLSyntaxError, ValueError):
-        return "", "", None, None
+        return None
     if root is None or root.tag != "Error":
-        return "", "", None, None
+        return None
 
     def text(name: str) -> str:
         return (root.findtext(name) or "").strip()
 
     return text("Code"), text("Message"), text("RequestId") or None, text("TraceId") or None
+
+
+def _body_head(body: bytes, secrets: list[str | None]) -> str:
+    """The start of the text of a body that is not an ``<Error>`` document, scrubbed.
+
+    Markup (a proxy's ``<html>`` 502 page, an XML document of another kind) gives its text
+    content; anything else is read as UTF-8 text. The whole text is scrubbed before it is cut,
+    so no prefix of a secret survives the cut.
+    """
+    text = body.decode("utf-8", "replace")
+    if body.lstrip().startswith(b"<"):
+        text = _markup_text(body)
+    text = scrub(" ".join(scrub(text, secrets).split()), secrets)
+    return text[:ERROR_HEAD_CHARS].strip()
+
+
+def _markup_text(body: bytes) -> str:
+    """The text content of an HTML or XML page, without scripts, styles and comments.
+
+    The HTML parser recovers from any markup, loads nothing and resolves no external entity.
+    """
+    parser = etree.HTMLParser(
+        no_network=True, remove_comments=True, remove_pis=True, huge_tree=False
+    )
+    try:
+        root = etree.fromstring(body, parser)
+    except (etree.ParserError, etree.XMLSyntaxError, ValueError):
+        return ""
+    if root is None:
+        return ""
+    for element in root.iter(*_CODE_TAGS):
+        element.text = None  # its tail is the page's text again
+    # lxml yields str for a parsed document; the stubs also allow bytes.
+    return " ".join(piece for piece in root.itertext() if isinstance(piece, str))
 
 
 def _reason(exc: BaseException) -> str:

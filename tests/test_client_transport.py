@@ -19,7 +19,7 @@ from xml.sax.saxutils import escape as xml_escape
 import pytest
 from client_support import CREDS, FAST
 
-from cijobs_analytics._http_errors import send_error
+from cijobs_analytics._http_errors import ERROR_HEAD_CHARS, send_error
 from cijobs_analytics.client import CIClient
 from cijobs_analytics.config import Credentials
 from cijobs_analytics.errors import APIError, AuthError, ConfigError, ServerError, TransportError
@@ -370,3 +370,40 @@ def test_send_error_maps_http_exception_to_scrubbed_transport_error() -> None:
     assert type(error) is TransportError
     assert str(error) == "BadStatusLine with h:1: HTTP/1.1 <redacted> 200 <redacted>"
     assert error.transient
+
+
+def test_proxy_html_502_keeps_its_text_scrubbed(
+    scripted: Callable[[list[Reply]], ScriptedServer],
+) -> None:
+    """An nginx-style HTML 502 page gives its words as the message: markup, script and style
+    left out, whitespace collapsed, the echoed token and Authorization header redacted, and
+    the text cut to ERROR_HEAD_CHARS."""
+
+    def page(headers: dict[str, str]) -> bytes:
+        return (
+            "<html>\r\n<head><title>502 Bad Gateway</title>\r\n<style>body { color: red }</style>"
+            "</head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n"
+            "<p>upstream timed out (110: Connection timed out) while reading response header"
+            f"\n    from upstream; token {headers['x-ci-security-token']}</p>"
+            f"<!-- {headers['Authorization']} --><script>var a = 1;</script>\r\n"
+            f"<hr><center>nginx/1.25.3</center>\r\n{'<p>padding</p>' * 40}</body>\r\n</html>\r\n"
+        ).encode()
+
+    server = scripted([Reply(502, page, (("Content-Type", "text/html"),))])
+    with _scripted_client(server, max_retries=0) as client, pytest.raises(ServerError) as info:
+        client.list_jobs("Transcode")
+    expected = (
+        "502 Bad Gateway 502 Bad Gateway upstream timed out (110: Connection timed out) "
+        "while reading response header from upstream; token <redacted> nginx/1.25.3"
+        + " padding"
+        * 40
+    )[:ERROR_HEAD_CHARS]
+    assert (info.value.code, info.value.status, info.value.error_message) == (
+        "HTTP502",
+        502,
+        expected,
+    )
+    assert len(info.value.error_message) == ERROR_HEAD_CHARS
+    text = str(info.value)
+    for leaked in ("very-secret", "q-signature", "var a", "color", "<center>"):
+        assert leaked not in text
