@@ -161,6 +161,20 @@ def _apply_output_file(rows: JobRows, plan: _OutputFilePlan, texts: list[str | N
     return len(plan.names)
 
 
+def _children(element: Element) -> list[Element]:
+    """The element children of ``element``, in document order.
+
+    Entity references, comments and processing instructions are nodes too, but their tag is a
+    function, not a name: they hold no field and must never name an ``extra`` key.
+    """
+    return [child for child in element if isinstance(child.tag, str)]
+
+
+def _nested(element: Element) -> bool:
+    """Whether ``element`` has element children (else it is a leaf, whatever else it holds)."""
+    return any(isinstance(child.tag, str) for child in element)
+
+
 class _Planner:
     """Work out the :class:`_Plan` of one job by walking it element by element.
 
@@ -182,7 +196,7 @@ class _Planner:
 
     def walk(self, path: str, element: Element) -> None:
         """Every leaf under ``element`` (whose own path is ``path``) goes to ``extra``."""
-        children = list(element)
+        children = _children(element)
         if not children:
             self.to_extra(path, element)
             return
@@ -198,7 +212,7 @@ class _Planner:
 
     def rest(self, prefix: str, parent: Element, rest: list[Element]) -> None:
         """Walk the unmapped children ``rest`` of ``parent``; ``prefix`` is its path + ``/``."""
-        tags = [child.tag for child in parent]
+        tags = [child.tag for child in _children(parent)]
         for child in rest:
             tag = child.tag
             if tags.count(tag) > 1:
@@ -213,9 +227,9 @@ class _Planner:
         """First childless occurrences of tags in ``mapping`` fill ``target``; rest: extra."""
         rest: list[Element] = []
         filled: set[int] = set()
-        for child in element:
+        for child in _children(element):
             slot = mapping.get(child.tag)
-            if slot is not None and slot not in filled and not len(child):
+            if slot is not None and slot not in filled and not _nested(child):
                 filled.add(slot)
                 target[slot] = self.at[child]
             else:
@@ -228,10 +242,10 @@ class _Planner:
         workflows: list[Element] = []
         filled: set[int] = set()
         done: set[str] = set()
-        for child in job:
+        for child in _children(job):
             tag = child.tag
             slot = TOP.get(tag)
-            if slot is not None and slot not in filled and not len(child):
+            if slot is not None and slot not in filled and not _nested(child):
                 filled.add(slot)
                 row[slot] = self.at[child]
             elif tag == "Input" and tag not in done:
@@ -248,9 +262,9 @@ class _Planner:
             self.fill("Workflow/", workflows[0], WORKFLOW, row)
         elif workflows:
             # several: the first fills the columns, and every leaf of all is kept in extra
-            for child in workflows[0]:
+            for child in _children(workflows[0]):
                 slot = WORKFLOW.get(child.tag)
-                if slot is not None and row[slot] == ABSENT and not len(child):
+                if slot is not None and row[slot] == ABSENT and not _nested(child):
                     row[slot] = self.at[child]
             for index, workflow in enumerate(workflows):
                 self.walk(f"Workflow[{index}]", workflow)
@@ -261,13 +275,13 @@ class _Planner:
         rest: list[Element] = []
         filled: set[int] = set()
         done: set[str] = set()
-        for child in operation:
+        for child in _children(operation):
             tag = child.tag
             slot = OPERATION.get(tag)
-            if slot is not None and slot not in filled and not len(child):
+            if slot is not None and slot not in filled and not _nested(child):
                 filled.add(slot)
                 row[slot] = self.at[child]
-            elif tag == "WatermarkTemplateId" and not len(child):
+            elif tag == "WatermarkTemplateId" and not _nested(child):
                 if self.plan.watermarks is None:
                     self.plan.watermarks = []
                 self.plan.watermarks.append(self.at[child])
@@ -286,7 +300,7 @@ class _Planner:
     def media_info(self, media_info: Element) -> None:
         rest: list[Element] = []
         done: set[str] = set()
-        for child in media_info:
+        for child in _children(media_info):
             tag = child.tag
             if tag == "Format" and tag not in done:
                 done.add(tag)
@@ -300,7 +314,7 @@ class _Planner:
 
     def streams(self, block: Element) -> None:
         """Video, Audio and Subtitle children, in document order, one record each."""
-        children = list(block)
+        children = _children(block)
         tags = [child.tag for child in children]
         seen: dict[str, int] = {}
         for child, tag in zip(children, tags, strict=True):
@@ -313,7 +327,7 @@ class _Planner:
             kind = STREAM_KINDS.get(tag)
             if kind is None:
                 self.walk(path, child)
-            elif len(child):
+            elif _nested(child):
                 self.stream(kind, path, child)
             else:
                 # an empty <Subtitle/> is "no stream"; a text in its place is still kept
@@ -330,9 +344,9 @@ class _Planner:
             plan.first_audio = len(plan.stream_kinds)
         rest: list[Element] = []
         filled: set[int] = set()
-        for child in element:
+        for child in _children(element):
             tag = child.tag
-            leaf = not len(child)
+            leaf = not _nested(child)
             field_ = STREAM.get(tag)
             slot = FIRST_VIDEO.get(tag) if first_video else None
             if field_ is not None and field_ not in filled and leaf:
@@ -352,7 +366,7 @@ class _Planner:
         plan.stream_positions.append(record)
 
     def media_result(self, media_result: Element) -> None:
-        children = list(media_result)
+        children = _children(media_result)
         files = sum(1 for child in children if child.tag == "OutputFile")
         index = 0
         rest: list[Element] = []
@@ -362,7 +376,7 @@ class _Planner:
                 continue
             name = f"OutputFile[{index}]" if files > 1 else "OutputFile"
             index += 1
-            if len(child):
+            if _nested(child):
                 self.output_file(f"Operation/MediaResult/{name}/", child)
             else:
                 self.walk(f"Operation/MediaResult/{name}", child)
@@ -373,20 +387,20 @@ class _Planner:
         names: list[int] = []
         md5_infos: list[tuple[int, int, list[str], list[int]]] = []
         rest: list[Element] = []
-        children = list(output_file)
+        children = _children(output_file)
         tags = [child.tag for child in children]
         md5_index = 0
         for child, tag in zip(children, tags, strict=True):
-            if tag == "ObjectName" and not len(child):
+            if tag == "ObjectName" and not _nested(child):
                 names.append(self.at[child])
-            elif tag in parts and parts[tag] == ABSENT and not len(child):
+            elif tag in parts and parts[tag] == ABSENT and not _nested(child):
                 parts[tag] = self.at[child]
             elif tag == "Md5Info" and self._plain_md5_info(child):
                 name = f"Md5Info[{md5_index}]" if tags.count("Md5Info") > 1 else "Md5Info"
                 md5_index += 1
-                by_tag = {leaf.tag: self.at[leaf] for leaf in child}
-                keys = [f"{prefix}{name}/{leaf.tag}" for leaf in child]
-                positions = [self.at[leaf] for leaf in child]
+                by_tag = {leaf.tag: self.at[leaf] for leaf in _children(child)}
+                keys = [f"{prefix}{name}/{leaf.tag}" for leaf in _children(child)]
+                positions = [self.at[leaf] for leaf in _children(child)]
                 md5_infos.append((by_tag["ObjectName"], by_tag["Md5"], keys, positions))
             else:
                 if tag == "Md5Info":
@@ -406,8 +420,8 @@ class _Planner:
     @staticmethod
     def _plain_md5_info(info: Element) -> bool:
         """An Md5Info of exactly one ObjectName and one Md5 leaf."""
-        tags = sorted(child.tag for child in info)
-        return tags == ["Md5", "ObjectName"] and not any(map(len, info))
+        tags = sorted(child.tag for child in _children(info))
+        return tags == ["Md5", "ObjectName"] and not any(map(_nested, info))
 
 
 # Plans by job shape, least recently used first. Real histories hold a few hundred shapes

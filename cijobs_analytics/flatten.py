@@ -2,10 +2,12 @@
 
 Parsing is strict and safe: no entity is ever resolved, no DTD is loaded, nothing is fetched
 from the network, huge-tree mode stays off, and a body with a ``<!DOCTYPE`` is refused outright
-(an API response has no use for one; refusing it also stops entity-expansion bombs before the
-parser sees them). Any body that is not a ``<Response>`` page raises
-:class:`~cijobs_analytics.errors.ResponseParseError` with the first bytes of the body: empty,
-truncated or not XML, an HTML error page, another root, or an ``<Error>`` body from the API.
+(an API response has no use for one; refusing a UTF-8 one before parsing also stops
+entity-expansion bombs before the parser sees them, and a DOCTYPE in any other encoding is
+refused once parsed, its entities still unresolved). Any body that is not a ``<Response>``
+page raises :class:`~cijobs_analytics.errors.ResponseParseError` with the first bytes of the
+body: empty, truncated or not XML, an HTML error page, another root, or an ``<Error>`` body
+from the API.
 
 One kind of damage is repaired, because the service's own documentation shows it: a stray
 ``</Message>`` right after ``<Code>...</Code>`` with no opening tag (the seed sample). It is
@@ -156,6 +158,12 @@ def _load(body: bytes, request_id: str | None, root_tag: str) -> tuple[etree._El
             ) from again
         recovered = True
         _log_repair(request_id)
+    docinfo = root.getroottree().docinfo
+    if docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+        # The byte search above misses a DOCTYPE in UTF-16 or UTF-32; the parsed tree does not.
+        raise ResponseParseError(
+            "the response body declares a DOCTYPE or entities; refused", body, request_id
+        )
     if root.tag == "Error":
         code = root.findtext("Code") or "?"
         message = root.findtext("Message") or ""

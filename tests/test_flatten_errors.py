@@ -7,8 +7,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from cijobs_analytics import CIJobsError, ConfigError, ResponseParseError
+from cijobs_analytics._jobrows import JobRows
+from cijobs_analytics._jobtable import build_table
 from cijobs_analytics.flatten import parse_page, parse_pages, parse_response
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_data"
@@ -174,6 +177,62 @@ def test_an_entity_expansion_bomb_ends_quickly():
 def test_an_undeclared_entity_is_an_error_not_an_expansion():
     with pytest.raises(ResponseParseError, match="not well-formed"):
         parse_response(b"<Response><JobsDetail><JobId>&nope;</JobId></JobsDetail></Response>")
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-16-be", "utf-32"])
+@pytest.mark.parametrize(
+    "doctype",
+    [
+        '<!DOCTYPE Response [<!ENTITY x SYSTEM "file:///etc/hostname">]>',
+        '<!DOCTYPE Response [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;&a;">]>',
+        "<!DOCTYPE Response>",
+        '<!DOCTYPE Response SYSTEM "file:///nonexistent/r.dtd">',
+    ],
+)
+def test_a_doctype_is_refused_in_any_encoding(encoding: str, doctype: str):
+    """The refusal looks at the parsed document, so no encoding hides a DOCTYPE from it."""
+    label = encoding.upper().replace("-BE", "")
+    text = (
+        f'<?xml version="1.0" encoding="{label}"?>{doctype}<Response><JobsDetail>'
+        "<JobId>j1</JobId><Message>m</Message></JobsDetail></Response>"
+    )
+    body = text.encode(encoding)
+    assert b"<!DOCTYPE" not in body or encoding == "utf-8"
+    with pytest.raises(ResponseParseError, match="DOCTYPE") as caught:
+        parse_response(body)
+    assert caught.value.reason.startswith("the response body declares a DOCTYPE")
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32"])
+def test_a_wide_encoding_without_doctype_still_parses(encoding: str):
+    text = (
+        f'<?xml version="1.0" encoding="{encoding.upper()}"?><Response><JobsDetail>'
+        "<JobId>j1</JobId><Message>m</Message></JobsDetail></Response>"
+    )
+    table, _ = parse_response(text.encode(encoding))
+    assert table.column("job_id").to_pylist() == ["j1"]
+    assert table.column("message").to_pylist() == ["m"]
+
+
+def test_entity_comment_and_pi_nodes_never_name_an_extra_key():
+    """Nodes that are not elements (their tag is a function) are skipped by the planner."""
+    job = etree.Element("JobsDetail")
+    etree.SubElement(job, "JobId").text = "j1"
+    message = etree.SubElement(job, "Message")
+    message.text = "m "
+    message.append(etree.Entity("x"))
+    job.append(etree.Entity("y"))
+    job.append(etree.Comment("c"))
+    job.append(etree.ProcessingInstruction("pi", "data"))
+    operation = etree.SubElement(job, "Operation")
+    operation.append(etree.Entity("z"))
+    etree.SubElement(operation, "Unknown").text = "kept"
+    rows = JobRows()
+    rows.add_job(job)
+    table = build_table(rows)
+    assert table.column("job_id").to_pylist() == ["j1"]
+    assert table.column("message").to_pylist() == ["m "]
+    assert table.column("extra").to_pylist() == [[("Operation/Unknown", "kept")]]
 
 
 # --- odd values are kept ---------------------------------------------------------------------
