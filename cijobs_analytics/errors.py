@@ -110,7 +110,8 @@ class ResponseParseError(CIJobsError):
 
     Attributes:
         reason: what is wrong with the body.
-        head: the first bytes of the body, for the message and the logs.
+        head: the first bytes of the body, for the message and the logs; None when the error
+            is not about one body (a service whose paging never ends).
         request_id: the request id of the response, when known.
     """
 
@@ -119,14 +120,17 @@ class ResponseParseError(CIJobsError):
 
     HEAD_BYTES = 120
 
-    def __init__(self, reason: str, body: bytes = b"", request_id: str | None = None) -> None:
+    def __init__(
+        self, reason: str, body: bytes | None = None, request_id: str | None = None
+    ) -> None:
         self.reason = reason
-        self.head = bytes(body[: self.HEAD_BYTES])
+        self.head = None if body is None else bytes(body[: self.HEAD_BYTES])
         self.request_id = request_id
         text = reason
         if request_id:
             text += f" [request id {request_id}]"
-        text += f"; body starts {self.head!r}" if body else "; body is empty"
+        if self.head is not None:  # None: the error is not about one body's bytes
+            text += f"; body starts {self.head!r}" if self.head else "; body is empty"
         super().__init__(text)
 
     def __reduce__(self) -> tuple[object, ...]:

@@ -41,9 +41,9 @@ import pyarrow.parquet as pq
 
 from ._pool import DaemonPool
 from ._progress import ProgressBar
-from ._request_args import check_states
+from ._request_args import check_states, check_workers
 from ._times import TimeLike
-from .errors import CIJobsError, ConfigError, ResponseParseError, StoreError
+from .errors import CIJobsError, ResponseParseError, StoreError
 from .ratelimit import TokenBucket
 from .schema import JOBS_SCHEMA
 from .windows import Slice, check_names, check_range, plan_split, seed_slices, wire_bounds
@@ -208,8 +208,7 @@ def iter_slices(
     """
     seeds = seed_slices(start, end, tags, queue_ids)
     state_list = check_states(states)
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise ConfigError(f"workers must be a positive integer, got {workers!r}")
+    check_workers(workers)
     bucket = TokenBucket(qps)
     return _run(client, seeds, state_list, workers, bucket, progress, stats or FetchStats())
 
@@ -553,7 +552,7 @@ def _check_progress(piece: Slice, page: Page, tokens: set[str], ids: set[str]) -
         tokens.add(page.next_token or "")
         return
     raise ResponseParseError(
-        f"{problem}; paging stopped as it would never end", b"", page.request_id
+        f"{problem}; paging stopped as it would never end", None, page.request_id
     )
 
 

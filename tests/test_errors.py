@@ -67,7 +67,10 @@ def test_parse_error_shows_the_head_of_the_body_only() -> None:
     assert "r-9" in str(exc)
     assert "<html>" in str(exc)
     assert "x" * 200 not in str(exc)
-    assert "body is empty" in str(ResponseParseError("empty body"))
+    assert str(ResponseParseError("empty body", b"")) == "empty body; body is empty"
+    assert str(ResponseParseError("paging never ends", None, "r-1")) == (
+        "paging never ends [request id r-1]"
+    )
 
 
 @pytest.mark.parametrize(
