@@ -19,12 +19,14 @@ from .schema import STATES
 __all__ = [
     "MAX_JOB_IDS",
     "MAX_PAGE_SIZE",
+    "MAX_WORKERS",
     "check_endpoint",
     "check_job_ids",
     "check_name",
     "check_seconds",
     "check_states",
     "check_timeout",
+    "check_workers",
     "encode_query",
     "job_ids_path",
     "list_params",
@@ -34,6 +36,9 @@ __all__ = [
 MAX_PAGE_SIZE = 100
 #: The most job ids one DescribeMediaJob request can name.
 MAX_JOB_IDS = 10
+#: The most worker threads that may share one client: the CLI's ``--workers`` maximum. The
+#: client's connection pool holds this many, so no worker's connection is discarded and reopened.
+MAX_WORKERS = 64
 
 _ORDERS = ("Asc", "Desc")
 _ALL_STATES = "All"
@@ -235,3 +240,14 @@ def check_job_ids(job_ids: Iterable[str]) -> list[str]:
                 f"job ids are letters, digits, '-', '_', '.' or '~' with no comma, got {job_id!r}"
             )
     return list(dict.fromkeys(ids))
+
+
+def check_workers(workers: object) -> int:
+    """Check a worker count: an integer from 1 to :data:`MAX_WORKERS`.
+
+    Raises:
+        ConfigError: anything else, naming the range.
+    """
+    if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= MAX_WORKERS:
+        raise ConfigError(f"workers must be an integer from 1 to {MAX_WORKERS}, got {workers!r}")
+    return workers

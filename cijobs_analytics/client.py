@@ -45,6 +45,7 @@ from ._http_errors import (
 from ._request_args import (
     MAX_JOB_IDS,
     MAX_PAGE_SIZE,
+    MAX_WORKERS,
     check_endpoint,
     check_job_ids,
     check_name,
@@ -78,10 +79,6 @@ logger = logging.getLogger(__name__)
 
 #: (connect, read) seconds; the connect value sits just above a multiple of the TCP retransmit.
 DEFAULT_TIMEOUT = (3.05, 30.0)
-
-#: The most worker threads that may share one client: the CLI's ``--workers`` maximum. The
-#: connection pool holds this many, so no worker's connection is discarded and reopened.
-MAX_WORKERS = 64
 
 try:
     _VERSION = version("cijobs_analytics")

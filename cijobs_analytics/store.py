@@ -68,6 +68,7 @@ from ._plan import (
     union,
     window_of,
 )
+from ._request_args import check_workers
 from ._rewrite import rewrite_partition
 from ._status import DatasetStatus, read_status
 from ._times import TimeLike, parse_span, resolve_since, to_utc, utc_now
@@ -238,8 +239,7 @@ def export(
     state_list = None if states is None else sorted(set(_names(states, "states")))
     if state_list is not None and not set(state_list) <= set(STATES):
         raise ConfigError(f"states must be among {', '.join(STATES)}, got {state_list}")
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise ConfigError(f"workers must be a positive integer, got {workers!r}")
+    check_workers(workers)
     if not isinstance(batch_rows, int) or isinstance(batch_rows, bool) or batch_rows < 1:
         raise ConfigError(f"batch_rows must be a positive integer, got {batch_rows!r}")
     if lower is None and not (root / LEDGER_DIR / "coverage.parquet").exists():

@@ -198,3 +198,19 @@ def test_fetch_accepts_a_comma_separated_states_string(make_emulator: MakeEmulat
     truth = emu.truth(emu.history_start, emu.end, tags=["Transcode"], states=["Success", "Failed"])
     assert sorted(table.column("job_id").to_pylist()) == sorted(job.job_id for job in truth)
     assert set(table.column("state").to_pylist()) == {"Success", "Failed"}
+
+
+@pytest.mark.parametrize("workers", [0, -1, 65, True, 8.0, "8"])
+def test_worker_counts_outside_the_pool_are_refused_before_any_request(
+    workers: Any, tmp_path: Any
+) -> None:
+    """More workers than the client's connection pool would discard and reopen connections."""
+    from cijobs_analytics import export
+
+    client = CIClient("b-1250000000", "ap-guangzhou", CREDS, endpoint="http://127.0.0.1:9")
+    start, end = "2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z"
+    with pytest.raises(ConfigError, match=r"workers must be an integer from 1 to 64"):
+        fetch_jobs(client, start, end, workers=workers, progress=False)
+    with pytest.raises(ConfigError, match=r"workers must be an integer from 1 to 64"):
+        export(client, tmp_path / "ds", since="1d", workers=workers, progress=False)
+    assert client.stats.requests == 0
