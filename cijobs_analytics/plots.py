@@ -17,6 +17,7 @@ Example::
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import timedelta
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
@@ -231,23 +232,15 @@ def errors(df: pd.DataFrame) -> Figure:
         QueryError: ``df`` lacks the report's columns.
     """
     _check(df, "errors")
-    fig = _figure(_WIDTH, _bar_height(len(df)))
-    ax = fig.subplots()
-    ax.set_title("Most frequent errors of failed jobs")
-    ax.set_xlabel("failed jobs")
-    ax.set_ylabel("code: message")
-    if df.empty:
-        _say_empty(ax)
-        return fig
-    labels = [
-        _label(f"{_plain(code)}: {_plain(message)}")
-        for code, message in zip(df["code"], df["message"], strict=True)
-    ]
-    positions = list(range(len(df)))
-    ax.barh(positions, df["jobs"].to_numpy(), color="tab:red")
-    ax.set_yticks(positions, labels=labels)
-    ax.invert_yaxis()
-    return fig
+    return _ranked_bars(
+        df,
+        "jobs",
+        lambda row: f"{_plain(row.code)}: {_plain(row.message)}",
+        title="Most frequent errors of failed jobs",
+        xlabel="failed jobs",
+        ylabel="code: message",
+        color="tab:red",
+    )
 
 
 def backlog(df: pd.DataFrame) -> Figure:
@@ -294,21 +287,39 @@ def media(df: pd.DataFrame) -> Figure:
         QueryError: ``df`` lacks the report's columns.
     """
     _check(df, "media")
+    return _ranked_bars(
+        df,
+        "media_minutes",
+        lambda row: f"{row.resolution} / {_plain(row.video_codec)}",
+        title="Media processed by resolution class and video codec",
+        xlabel="media minutes",
+        ylabel="resolution / codec",
+        color="tab:purple",
+    )
+
+
+def _ranked_bars(
+    df: pd.DataFrame,
+    value: str,
+    label: Callable[[Any], str],
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    color: str,
+) -> Figure:
+    """One horizontal bar per row of ``df``, in the frame's order, top to bottom."""
     fig = _figure(_WIDTH, _bar_height(len(df)))
     ax = fig.subplots()
-    ax.set_title("Media processed by resolution class and video codec")
-    ax.set_xlabel("media minutes")
-    ax.set_ylabel("resolution / codec")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     if df.empty:
         _say_empty(ax)
         return fig
-    labels = [
-        _label(f"{res} / {_plain(codec)}")
-        for res, codec in zip(df["resolution"], df["video_codec"], strict=True)
-    ]
     positions = list(range(len(df)))
-    ax.barh(positions, df["media_minutes"].to_numpy(), color="tab:purple")
-    ax.set_yticks(positions, labels=labels)
+    ax.barh(positions, df[value].to_numpy(), color=color)
+    ax.set_yticks(positions, labels=[_label(label(row)) for row in df.itertuples(index=False)])
     ax.invert_yaxis()
     return fig
 
