@@ -402,6 +402,13 @@ def status_command(dataset: Path, fmt: str) -> None:
 # -- cijobs emulate -------------------------------------------------------------------------
 
 
+def _share_option(name: str, help_text: str) -> Callable[[F], F]:
+    """A fault switch of ``cijobs emulate``: a share of requests, from 0 to 1."""
+    return click.option(
+        name, type=click.FloatRange(0, 1), default=0.0, show_default=True, help=help_text
+    )
+
+
 @cli.command("emulate")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
@@ -445,33 +452,11 @@ def status_command(dataset: Path, fmt: str) -> None:
     default=None,
     help="Requests per second allowed; the excess is answered 503 SlowDown [default: no limit].",
 )
-@click.option(
-    "--fail-rate",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Share of requests answered 500 InternalError.",
-)
-@click.option(
-    "--drop-rate",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Share of responses whose connection is closed mid-body.",
-)
-@click.option(
-    "--truncate-rate",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Share of responses with a body cut short.",
-)
-@click.option(
-    "--malformed-rate",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Share of responses with the documentation's stray </Message> tag.",
+@_share_option("--fail-rate", "Share of requests answered 500 InternalError.")
+@_share_option("--drop-rate", "Share of responses whose connection is closed mid-body.")
+@_share_option("--truncate-rate", "Share of responses with a body cut short.")
+@_share_option(
+    "--malformed-rate", "Share of responses with the documentation's stray </Message> tag."
 )
 @click.option(
     "--inclusive-bounds",
