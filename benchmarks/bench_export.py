@@ -10,7 +10,6 @@ re-run under 10% of the first run's requests. Exits 1 when one is missed.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -40,9 +39,7 @@ class Run:
 
 def export(emu: Emulator, dataset: Path, jobs: int, *extra: str) -> Run:
     """Run ``cijobs export`` in a child process; its peak RSS comes from wait4."""
-    env = dict(os.environ)
-    env["TENCENTCLOUD_SECRET_ID"] = emu.credentials.secret_id
-    env["TENCENTCLOUD_SECRET_KEY"] = emu.credentials.secret_key
+    env = emu.environ()
     command = [
         sys.executable,
         "-m",

@@ -28,7 +28,6 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from cijobs_analytics._times import to_wire
-from cijobs_analytics.config import ENV_SECRET_ID, ENV_SECRET_KEY
 from cijobs_analytics.emulator import Emulator
 from cijobs_analytics.schema import TAGS
 
@@ -79,9 +78,7 @@ _SUMMARY = re.compile(r"(\d+) jobs in ([\d.]+) s")
 
 
 def _env(emulator: Emulator) -> dict[str, str]:
-    env = dict(os.environ)
-    env[ENV_SECRET_ID] = emulator.credentials.secret_id
-    env[ENV_SECRET_KEY] = emulator.credentials.secret_key
+    env = emulator.environ()
     env["CI"] = "1"  # no progress bar in the figures
     return env
 

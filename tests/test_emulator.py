@@ -863,3 +863,19 @@ def test_emulate_command_rejects_bad_values(args: list[str], needle: str) -> Non
     result = CliRunner().invoke(cli, ["emulate", *args])
     assert result.exit_code == 2
     assert needle in result.output
+
+
+def test_environ_selects_the_emulators_key_for_child_processes() -> None:
+    """`cijobs` subprocesses read the key from the environment; environ() sets exactly that."""
+    base = {"PATH": "/bin", "TENCENTCLOUD_SESSION_TOKEN": "stale-token"}
+    with Emulator(jobs=10, days=1.0, seed=1) as plain:
+        env = plain.environ(base)
+        assert env == {
+            "PATH": "/bin",
+            "TENCENTCLOUD_SECRET_ID": plain.credentials.secret_id,
+            "TENCENTCLOUD_SECRET_KEY": plain.credentials.secret_key,
+        }
+        assert base["TENCENTCLOUD_SESSION_TOKEN"] == "stale-token"  # a copy, not changed
+    temporary = Credentials("AKIDtemporary", "temporary-key", "session-token")
+    with Emulator(jobs=10, days=1.0, seed=1, credentials=temporary) as emu:
+        assert emu.environ({})["TENCENTCLOUD_SESSION_TOKEN"] == "session-token"

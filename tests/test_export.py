@@ -213,18 +213,10 @@ def test_failed_run_is_recorded_without_secrets(live: Emulator, tmp_path: Path) 
     assert not (root / ".lock").exists()
 
 
-def _env(emu: Emulator) -> dict[str, str]:
-    env = dict(os.environ)
-    env["TENCENTCLOUD_SECRET_ID"] = emu.credentials.secret_id
-    env["TENCENTCLOUD_SECRET_KEY"] = emu.credentials.secret_key
-    env.pop("TENCENTCLOUD_SESSION_TOKEN", None)
-    return env
-
-
 def _cli(emu: Emulator, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "cijobs_analytics", *args],
-        env=_env(emu),
+        env=emu.environ(),
         capture_output=True,
         text=True,
         timeout=120,

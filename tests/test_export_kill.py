@@ -9,7 +9,6 @@ left to finish, must equal the emulator's truth with one file per partition.
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -54,14 +53,6 @@ def _command(emu: Emulator, root: Path) -> list[str]:
         "50",
         "--no-progress",
     ]
-
-
-def _env(emu: Emulator) -> dict[str, str]:
-    env = dict(os.environ)
-    env["TENCENTCLOUD_SECRET_ID"] = emu.credentials.secret_id
-    env["TENCENTCLOUD_SECRET_KEY"] = emu.credentials.secret_key
-    env.pop("TENCENTCLOUD_SESSION_TOKEN", None)
-    return env
 
 
 def _check_readable(root: Path, emu: Emulator, run_started: float) -> int:
@@ -111,7 +102,7 @@ def test_sigkill_at_ten_random_moments_then_a_full_run_equals_truth(
     emu = make_emulator(jobs=12000, days=2.0, seed=21, end=None, latency_ms=150)
     root = tmp_path / "ds"
     rng = random.Random(20261101)
-    env = _env(emu)
+    env = emu.environ()
     progress: list[int] = []
     alive: list[bool] = []
     for _ in range(KILLS):

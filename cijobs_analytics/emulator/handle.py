@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import enum
+import os
 import secrets
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Self
 
 from .._times import TimeLike, to_utc, utc_now
-from ..config import Credentials
+from ..config import ENV_SECRET_ID, ENV_SECRET_KEY, ENV_SESSION_TOKEN, Credentials
 from ..errors import ConfigError
 from .generate import EmulatedJob, generate_jobs, make_queue_ids
 from .server import EmulatorServer, EmulatorStats, Faults
@@ -224,6 +225,25 @@ class Emulator:
     def host_header(self) -> str:
         """The Host a client sends (and signs): ``<bucket>.ci.<region>.myqcloud.com``."""
         return f"{self.bucket}.ci.{self.region}.myqcloud.com"
+
+    def environ(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Environment variables that make a ``cijobs`` child process use this key.
+
+        Args:
+            base: the variables to start from; ``os.environ`` when None.
+
+        Returns:
+            A copy of ``base`` with ``TENCENTCLOUD_SECRET_ID``/``_SECRET_KEY`` set to the
+            emulator's credentials and the session token set or removed to match them.
+        """
+        env = dict(os.environ if base is None else base)
+        env[ENV_SECRET_ID] = self.credentials.secret_id
+        env[ENV_SECRET_KEY] = self.credentials.secret_key
+        if self.credentials.token:
+            env[ENV_SESSION_TOKEN] = self.credentials.token
+        else:
+            env.pop(ENV_SESSION_TOKEN, None)
+        return env
 
     @property
     def history_start(self) -> datetime:
