@@ -1,63 +1,71 @@
-"""The ledgers of a dataset: ``_ledger/coverage.parquet`` and ``_ledger/runs.parquet``.
+"""The ledgers of a dataset: the Delta tables ``_ledger/coverage`` and ``_ledger/runs``.
 
 Coverage has one row per creation-time window that an export paged to the end for one
 (bucket, region, queue, tag, states) key. ``queue`` null means every queue and ``states`` null
 means every state; such a row also covers the narrower keys (one queue, some states). A window
-is recorded only after its rows are durable in ``jobs/``, so coverage never claims a job that a
-crash lost. ``jobs`` and ``pages`` are what the window held when it was read; the export uses
-them to price a re-read. To keep the ledger small and re-reads exact:
+is recorded only in a commit made after the one holding its rows in ``jobs``, so coverage never
+claims a job that a crash lost. ``jobs`` and ``pages`` are what the window held when it was
+read; the export uses them to price a re-read. To keep the ledger small and re-reads exact:
 
 * a newer window replaces the part of an older one it overlaps (the older one is trimmed and
   its counts scaled to what is left);
 * adjacent windows of a key whose jobs together fit one page (100) are merged.
 
-Runs has one row per export: when it started and finished, its status (``ok``/``failed``), the
-requests and retries it made, rows written, jobs new and updated, partitions rewritten, windows
-covered, open jobs, the error text of a failed run, and its arguments as JSON (no secret is
-ever an argument). Both files are rewritten whole, crash-safely, like a partition.
+Each update overwrites the coverage table in one commit (it is small), so no rename is needed
+on any storage and earlier coverage can be read back with the table's time travel.
+
+Runs has one row per export, appended in one commit: when it started and finished, its status
+(``ok``/``failed``), the requests and retries it made, rows written, jobs new and updated,
+partitions written, windows covered, open jobs, the ``jobs`` table version it left, what its
+maintenance did, the error text of a failed run, and its arguments as JSON (no secret is ever
+an argument).
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-import os
-import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import pyarrow as pa
-import pyarrow.parquet as pq
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import DeltaError
 
-from ._partitions import VERSION_KEY, file_schema_version, fsync_dir, write_parquet_durably
+from ._location import Location
+from ._tables import WRITER, AsOf, create_table, open_table, query
 from .errors import StoreError
-from .schema import SCHEMA_VERSION
 
 __all__ = [
     "COVERAGE_SCHEMA",
+    "COVERAGE_TABLE",
     "LEDGER_DIR",
     "PAGE_SIZE",
     "RUNS_SCHEMA",
+    "RUNS_TABLE",
     "CoverageKey",
     "Window",
     "add_coverage",
     "append_run",
+    "coverage_table",
     "covered_ranges",
+    "ledger_tables",
     "missing_ranges",
     "read_coverage",
     "read_runs",
+    "runs_table",
 ]
 
 LEDGER_DIR = "_ledger"
+COVERAGE_TABLE = f"{LEDGER_DIR}/coverage"
+RUNS_TABLE = f"{LEDGER_DIR}/runs"
 #: Jobs per page of a listing; a window of up to this many jobs costs one request to re-read.
 PAGE_SIZE = 100
 
 _TS = pa.timestamp("us", tz="UTC")
-_META = {VERSION_KEY: str(SCHEMA_VERSION).encode()}
 
 COVERAGE_SCHEMA = pa.schema(
     [
@@ -72,7 +80,6 @@ COVERAGE_SCHEMA = pa.schema(
         pa.field("pages", pa.int64()),
         pa.field("fetched_at", _TS),
     ],
-    metadata=_META,
 )
 
 RUNS_SCHEMA = pa.schema(
@@ -88,10 +95,13 @@ RUNS_SCHEMA = pa.schema(
         pa.field("partitions_rewritten", pa.int64()),
         pa.field("windows", pa.int64()),
         pa.field("open_jobs", pa.int64()),
+        pa.field("version", pa.int64()),  # the jobs table version the run left
+        pa.field("files_compacted", pa.int64()),
+        pa.field("files_vacuumed", pa.int64()),
+        pa.field("full_vacuum", pa.bool_()),
         pa.field("errors", pa.string()),
         pa.field("arguments", pa.string()),
     ],
-    metadata=_META,
 )
 
 
@@ -130,13 +140,13 @@ class Window:
         return max(1, math.ceil(self.jobs / PAGE_SIZE))
 
 
-def read_coverage(root: Path) -> list[Window]:
-    """Every coverage window of the dataset, by key and start.
+def read_coverage(location: Location, as_of: AsOf | None = None) -> list[Window]:
+    """Every coverage window of the dataset (as it was at ``as_of``), by key and start.
 
     Raises:
         StoreError: the ledger is not ours or cannot be read.
     """
-    table = _read(root / LEDGER_DIR / "coverage.parquet", COVERAGE_SCHEMA)
+    table = _read(location, COVERAGE_TABLE, COVERAGE_SCHEMA, as_of)
     windows = [
         Window(
             CoverageKey(r["bucket"], r["region"], r["tag"], r["queue"], r["states"]),
@@ -151,11 +161,13 @@ def read_coverage(root: Path) -> list[Window]:
     return sorted(windows, key=_order)
 
 
-def add_coverage(root: Path, existing: Sequence[Window], new: Iterable[Window]) -> list[Window]:
-    """Record newly covered windows on top of ``existing`` and write the ledger durably.
+def add_coverage(
+    location: Location, existing: Sequence[Window], new: Iterable[Window]
+) -> list[Window]:
+    """Record newly covered windows on top of ``existing`` in one commit.
 
     Args:
-        root: the dataset directory.
+        location: the dataset.
         existing: the ledger as last read or returned by this function.
         new: windows whose rows are already durable.
 
@@ -189,7 +201,7 @@ def add_coverage(root: Path, existing: Sequence[Window], new: Iterable[Window]) 
         }
         for w in ledger
     ]
-    _write(root / LEDGER_DIR / "coverage.parquet", pa.Table.from_pylist(rows, COVERAGE_SCHEMA))
+    _write(location, COVERAGE_TABLE, pa.Table.from_pylist(rows, COVERAGE_SCHEMA), "overwrite")
     return ledger
 
 
@@ -227,27 +239,41 @@ def missing_ranges(
     return gaps
 
 
-def read_runs(root: Path) -> list[dict[str, Any]]:
+def read_runs(location: Location, as_of: AsOf | None = None) -> list[dict[str, Any]]:
     """Every recorded export run, oldest first, as dicts of the ``RUNS_SCHEMA`` columns.
 
     Raises:
         StoreError: the ledger is not ours or cannot be read.
     """
-    rows: list[dict[str, Any]] = _read(root / LEDGER_DIR / "runs.parquet", RUNS_SCHEMA).to_pylist()
+    rows: list[dict[str, Any]] = runs_table(location, as_of).to_pylist()
     return rows
 
 
-def append_run(root: Path, run: dict[str, Any]) -> None:
-    """Append one run's row to ``_ledger/runs.parquet`` durably.
+def append_run(location: Location, run: dict[str, Any]) -> None:
+    """Append one run's row to the runs table in one commit.
 
     Args:
-        root: the dataset directory.
+        location: the dataset.
         run: the ``RUNS_SCHEMA`` columns of the run (missing ones are null).
     """
-    path = root / LEDGER_DIR / "runs.parquet"
-    table = _read(path, RUNS_SCHEMA)
     row = pa.Table.from_pylist([{name: run.get(name) for name in RUNS_SCHEMA.names}], RUNS_SCHEMA)
-    _write(path, pa.concat_tables([table, row]))
+    _write(location, RUNS_TABLE, row, "append")
+
+
+def coverage_table(location: Location, as_of: AsOf | None = None) -> pa.Table:
+    """The coverage table's rows (``COVERAGE_SCHEMA``) as they were at ``as_of``."""
+    return _read(location, COVERAGE_TABLE, COVERAGE_SCHEMA, as_of)
+
+
+def runs_table(location: Location, as_of: AsOf | None = None) -> pa.Table:
+    """The runs table's rows (``RUNS_SCHEMA``) as they were at ``as_of``, oldest first."""
+    return _read(location, RUNS_TABLE, RUNS_SCHEMA, as_of).sort_by("started")
+
+
+def ledger_tables(location: Location) -> list[DeltaTable]:
+    """The ledger's Delta tables that exist (for maintenance)."""
+    found = (open_table(location, name) for name in (COVERAGE_TABLE, RUNS_TABLE))
+    return [table for table in found if table is not None]
 
 
 def _order(window: Window) -> tuple[str, str, str, str, str, datetime]:
@@ -311,34 +337,37 @@ def _merge_small(windows: Sequence[Window]) -> list[Window]:
     return out
 
 
-def _read(path: Path, schema: pa.Schema) -> pa.Table:
-    if not path.exists():
-        return schema.empty_table()
-    found, _version = file_schema_version(path)
-    for field in found:
-        if field.name not in schema.names or field.type != schema.field(field.name).type:
-            raise StoreError(
-                f"{path} has a column {field.name!r} ({field.type}) this version does not "
-                "expect; re-export into a new directory"
-            )
+def _read(location: Location, name: str, schema: pa.Schema, as_of: AsOf | None) -> pa.Table:
     try:
-        table = pq.read_table(path)
-    except (OSError, pa.ArrowException) as exc:
-        raise StoreError(f"{path} cannot be read ({exc}); delete it to rebuild it") from exc
+        table = open_table(location, name, as_of)
+    except StoreError:
+        if as_of is None or open_table(location, name) is None:
+            raise
+        table = None  # the ledger table was created after ``as_of``: it was empty then
+    if table is None:
+        return schema.empty_table()
+    found = query(table, "SELECT * FROM t")
+    for field in found.schema:
+        if field.name not in schema.names:
+            raise StoreError(
+                f"{location.display}/{name} has a column {field.name!r} this version does not "
+                "expect; re-export into a new location"
+            )
     arrays = [
-        table[f.name] if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+        found[f.name].cast(f.type)
+        if f.name in found.column_names
+        else pa.nulls(found.num_rows, f.type)
         for f in schema
     ]
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def _write(path: Path, table: pa.Table) -> None:
-    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+def _write(
+    location: Location, name: str, table: pa.Table, mode: Literal["append", "overwrite"]
+) -> None:
+    target = open_table(location, name) or create_table(location, name, table.schema)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_parquet_durably(table.replace_schema_metadata(_META), tmp)
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StoreError(f"cannot write {path}: {exc}") from exc
+        write_deltalake(target, table, mode=mode, writer_properties=WRITER)
+    except (DeltaError, OSError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise StoreError(f"cannot write {location.display}/{name}: {first}") from exc

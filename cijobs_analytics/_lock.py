@@ -1,4 +1,8 @@
-"""The export lock of a dataset: ``<dataset>/.lock``, one export at a time.
+"""The export lock of a dataset, one export at a time: ``<dataset>/.lock`` on a local disk.
+
+:func:`open_lock` picks the lock for a location: this module's :class:`DatasetLock` for a
+directory, :class:`._objlock.ObjectLock` (a conditional-write object with a heartbeat) for a
+bucket, which has no flock.
 
 The file holds JSON ``{"pid", "host", "started"}`` so a refused export can say who holds it.
 Liveness is decided by an ``fcntl.flock`` held on the open file for the whole run: the kernel
@@ -18,10 +22,15 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from .errors import StoreError
 
-__all__ = ["LOCK_NAME", "DatasetLock", "read_lock_holder"]
+if TYPE_CHECKING:
+    from ._location import Location
+    from ._objlock import ObjectLock
+
+__all__ = ["LOCK_NAME", "DatasetLock", "open_lock", "read_holder", "read_lock_holder"]
 
 LOCK_NAME = ".lock"
 
@@ -99,6 +108,9 @@ class DatasetLock:
         finally:
             os.close(self._fd)
             self._fd = None
+
+    def check(self) -> None:
+        """Nothing to check: the kernel holds a flock until the process ends."""
 
     def __enter__(self) -> DatasetLock:
         self.acquire()
@@ -198,3 +210,21 @@ def read_lock_holder(dataset: Path) -> dict[str, object] | None:
         return None
     finally:
         os.close(fd)
+
+
+def open_lock(location: Location) -> DatasetLock | ObjectLock:
+    """The export lock of a dataset: a flock for a directory, a lock object in a bucket."""
+    if location.is_local:
+        return DatasetLock(location.path)
+    from ._objlock import ObjectLock
+
+    return ObjectLock(location)
+
+
+def read_holder(location: Location) -> dict[str, object] | None:
+    """Who holds the export lock of the dataset right now, or None when no export runs."""
+    if location.is_local:
+        return read_lock_holder(location.path)
+    from ._objlock import read_object_lock_holder
+
+    return read_object_lock_holder(location)

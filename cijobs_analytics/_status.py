@@ -1,32 +1,40 @@
 """What ``cijobs status`` shows: coverage and gaps, open jobs, the last export run.
 
-Reading the status takes no lock and changes nothing; it reads the ledgers, the footers of the
-partition files and the state columns of the jobs.
+Reading the status takes no lock and changes nothing; it reads the ledgers, the ``jobs``
+table's log (its files and their row counts) and the state columns of the open jobs.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-from collections import Counter, defaultdict
+import os
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from . import _partitions as parts
-from ._ledger import LEDGER_DIR, CoverageKey, covered_ranges, read_coverage, read_runs
-from ._lock import read_lock_holder
+from ._ledger import (
+    COVERAGE_TABLE,
+    LEDGER_DIR,
+    CoverageKey,
+    covered_ranges,
+    read_coverage,
+    read_runs,
+)
+from ._location import Location, resolve_location
+from ._lock import read_holder
+from ._tables import JOBS_TABLE, AsOf, commit_time, open_table, query, quote
 from .errors import StoreError
 from .schema import OPEN_STATES
 
-__all__ = ["CoverageStatus", "DatasetStatus", "read_status"]
+__all__ = ["CoverageStatus", "DatasetStatus", "check_layout", "read_status"]
 
-_OPEN = pa.array(OPEN_STATES, pa.string())
+#: What the plain-Parquet layout of cijobs_analytics 0.1 left in a dataset directory.
+_OLD_LAYOUT = (f"{LEDGER_DIR}/coverage.parquet", f"{LEDGER_DIR}/runs.parquet")
 
 
 @dataclass(frozen=True)
@@ -51,10 +59,13 @@ class DatasetStatus:
     """A dataset at a glance.
 
     Attributes:
-        dataset: the directory.
-        jobs: job rows stored (a job counts twice only while a rewrite is interrupted).
-        partitions: partition directories holding files.
-        files: partition files.
+        dataset: the dataset, as given (a directory made absolute, or a URI).
+        jobs: jobs stored (one row each).
+        partitions: date partitions holding files.
+        files: live data files.
+        bytes: their size on storage.
+        version: the ``jobs`` table version shown (None before the first commit).
+        committed: when that version was committed.
         coverage: one entry per listing filter ever exported.
         open_jobs: stored jobs per open state, not counting those marked not found.
         not_found: open jobs the service no longer knows.
@@ -63,7 +74,7 @@ class DatasetStatus:
         running: who holds the export lock right now, or None.
     """
 
-    dataset: Path
+    dataset: str
     jobs: int
     partitions: int
     files: int
@@ -73,6 +84,9 @@ class DatasetStatus:
     runs: int = 0
     last_run: dict[str, Any] | None = None
     running: dict[str, object] | None = None
+    bytes: int = 0
+    version: int | None = None
+    committed: datetime | None = None
 
     @property
     def gaps(self) -> int:
@@ -82,10 +96,13 @@ class DatasetStatus:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (times as ISO strings) for monitoring."""
         return {
-            "dataset": str(self.dataset),
+            "dataset": self.dataset,
             "jobs": self.jobs,
             "partitions": self.partitions,
             "files": self.files,
+            "bytes": self.bytes,
+            "version": self.version,
+            "committed": _iso(self.committed),
             "coverage": [
                 {
                     "bucket": c.key.bucket,
@@ -114,8 +131,10 @@ class DatasetStatus:
     def __str__(self) -> str:
         lines = [
             f"dataset {self.dataset}: {self.jobs} jobs in {self.partitions} partitions "
-            f"({self.files} files)"
+            f"({self.files} files, {_size(self.bytes)})"
         ]
+        if self.version is not None:
+            lines.append(f"table version {self.version}, committed {_iso(self.committed)}")
         if self.running:
             lines.append(f"export running: {_holder(self.running)}")
         open_total = sum(self.open_jobs.values())
@@ -145,41 +164,56 @@ class DatasetStatus:
         return "\n".join(lines)
 
 
-def read_status(dataset: str | Path) -> DatasetStatus:
+def read_status(
+    dataset: str | os.PathLike[str] | Location,
+    as_of: AsOf | None = None,
+    *,
+    storage_options: dict[str, str] | None = None,
+) -> DatasetStatus:
     """Read the status of a dataset without changing it.
 
     Args:
-        dataset: the dataset directory.
+        dataset: a local directory, ``s3://bucket/prefix`` or ``cos://bucket-appid/prefix``.
+        as_of: show the dataset as it was at this ``jobs`` table version or time.
+        storage_options: object-store options for a bucket dataset.
 
     Returns:
         A :class:`DatasetStatus`; ``str()`` of it is the text ``cijobs status`` prints.
 
     Raises:
-        StoreError: the directory is missing, not a dataset, or holds foreign files.
+        StoreError: the location is missing, not a dataset, in the old layout, or unreadable.
     """
-    root = Path(dataset)
-    if not root.is_dir():
-        raise StoreError(f"{root} is not a directory; export into it first (cijobs export)")
-    if not (root / parts.JOBS_DIR).exists() and not (root / LEDGER_DIR).exists():
-        raise StoreError(f"{root} is not a cijobs dataset (no jobs/ and no {LEDGER_DIR}/)")
-    partitions = parts.list_partitions(root)
-    jobs = 0
-    states: Counter[str] = Counter()
+    location = resolve_location(dataset, storage_options)
+    check_layout(location)
+    jobs_table = open_table(location, JOBS_TABLE, as_of)
+    if jobs_table is None and open_table(location, COVERAGE_TABLE) is None:
+        if location.is_local and not location.path.is_dir():
+            raise StoreError(f"{location} is not a directory; export into it first (cijobs export)")
+        raise StoreError(f"{location} is not a cijobs dataset (no {JOBS_TABLE}/ Delta table)")
+    # The ledgers are read as of the moment the shown jobs version was committed.
+    committed = commit_time(jobs_table) if jobs_table is not None else None
+    ledger_as_of = committed if as_of is not None else None
+    jobs = files = size = 0
+    partitions: set[object] = set()
+    states: dict[str, int] = {}
     not_found = 0
-    for files in partitions.values():
-        for path in files:
-            try:
-                jobs += pq.ParquetFile(path).metadata.num_rows
-            except (OSError, ValueError) as exc:
-                raise StoreError(f"{path} cannot be read ({exc})") from exc
-        table = parts.dedupe(
-            parts.read_partition(files, ("job_id", "state", "fetched_at", "not_found_at"))
+    if jobs_table is not None:
+        actions = pa.table(jobs_table.get_add_actions(flatten=True))
+        jobs = int(pc.sum(actions["num_records"]).as_py() or 0) if actions.num_rows else 0
+        size = int(pc.sum(actions["size_bytes"]).as_py() or 0) if actions.num_rows else 0
+        files = actions.num_rows
+        partitions = set(actions["partition.date"].to_pylist()) if actions.num_rows else set()
+        open_rows = query(
+            jobs_table,
+            "SELECT state, not_found_at IS NOT NULL AS gone, count(*) AS n FROM t "  # noqa: S608
+            f"WHERE state IN ({', '.join(quote(s) for s in OPEN_STATES)}) GROUP BY 1, 2",
         )
-        open_rows = table.filter(pc.fill_null(pc.is_in(table["state"], value_set=_OPEN), False))
-        gone = pc.is_valid(open_rows["not_found_at"])
-        not_found += pc.sum(pc.cast(gone, "int64")).as_py() or 0
-        states.update(open_rows.filter(pc.invert(gone))["state"].to_pylist())
-    ledger = read_coverage(root)
+        for row in open_rows.to_pylist():
+            if row["gone"]:
+                not_found += int(row["n"])
+            else:
+                states[str(row["state"])] = int(row["n"])
+    ledger = read_coverage(location, ledger_as_of)
     keys: dict[CoverageKey, int] = defaultdict(int)
     for window in ledger:
         keys[window.key] += window.jobs
@@ -190,19 +224,44 @@ def read_status(dataset: str | Path) -> DatasetStatus:
         ranges = covered_ranges([w for w in ledger if w.key == key], key)
         gaps = tuple((a[1], b[0]) for a, b in itertools.pairwise(ranges))
         coverage.append(CoverageStatus(key, tuple(ranges), gaps, keys[key]))
-    runs = read_runs(root)
+    runs = read_runs(location, ledger_as_of)
     return DatasetStatus(
-        dataset=root,
+        dataset=location.display,
         jobs=jobs,
         partitions=len(partitions),
-        files=sum(len(f) for f in partitions.values()),
+        files=files,
         coverage=tuple(coverage),
-        open_jobs=dict(states),
-        not_found=int(not_found),
+        open_jobs=dict(sorted(states.items())),
+        not_found=not_found,
         runs=len(runs),
         last_run=runs[-1] if runs else None,
-        running=read_lock_holder(root),
+        running=read_holder(location) if as_of is None else None,
+        bytes=size,
+        version=jobs_table.version() if jobs_table is not None else None,
+        committed=committed,
     )
+
+
+def check_layout(location: Location) -> None:
+    """Refuse a directory that holds the plain-Parquet layout of cijobs_analytics 0.1.
+
+    Raises:
+        StoreError: the location is a file, or holds the old layout; the message says what
+            to do.
+    """
+    if not location.is_local:
+        return
+    root = location.path
+    if root.exists() and not root.is_dir():
+        raise StoreError(f"{location} is a file, not a dataset directory")
+    old_jobs = (root / JOBS_TABLE).is_dir() and not (root / JOBS_TABLE / "_delta_log").is_dir()
+    if old_jobs or any((root / name).exists() for name in _OLD_LAYOUT):
+        raise StoreError(
+            f"{location} holds a dataset in the plain-Parquet layout of cijobs_analytics 0.1, "
+            "which this version neither reads nor changes; export into a new location "
+            "(cijobs export --dataset NEW_DIR --since ...) and remove the old one when done "
+            "(its Parquet files stay readable with DuckDB or pandas meanwhile)"
+        )
 
 
 def _iso(value: object) -> str | None:
@@ -217,3 +276,12 @@ def _jsonable(row: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def _holder(holder: dict[str, object]) -> str:
     return f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('started')}"
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"

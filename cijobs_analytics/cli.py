@@ -278,12 +278,59 @@ def _export_span(ctx: click.Context, param: click.Parameter, value: str) -> Any:
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
 
+def _storage_options(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> dict[str, str] | None:
+    from ._location import parse_storage_option
+
+    try:
+        return dict(parse_storage_option(item) for item in value) or None
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+def _dataset_options(help_text: str) -> Callable[[F], F]:
+    """``--dataset`` (a directory or a bucket URI) and the repeatable ``--storage-option``."""
+
+    def decorate(func: F) -> F:
+        func = click.option(
+            "--storage-option",
+            "storage_options",
+            multiple=True,
+            metavar="KEY=VALUE",
+            callback=_storage_options,
+            help="An object-store option for an s3:// or cos:// dataset (e.g. "
+            "endpoint=http://127.0.0.1:9000, region=ap-guangzhou); repeat for several.",
+        )(func)
+        return click.option("--dataset", required=True, help=help_text)(func)
+
+    return decorate
+
+
+def _as_of(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    from ._tables import resolve_as_of
+
+    if value is None:
+        return None
+    try:
+        return resolve_as_of(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+_as_of_option = click.option(
+    "--as-of",
+    default=None,
+    callback=_as_of,
+    help="Show the dataset as it was: a table version (3) or an ISO time with a zone "
+    "(2026-11-28T09:00:00Z), within the 7-day retention [default: now].",
+)
+
+
 @cli.command("export")
-@click.option(
-    "--dataset",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="The dataset directory; created on the first run.",
+@_dataset_options(
+    "The dataset: a directory, s3://bucket/prefix or cos://bucket-appid/prefix; created on "
+    "the first run."
 )
 @_service_options
 @_filter_options(STATES)
@@ -313,11 +360,12 @@ def _export_span(ctx: click.Context, param: click.Parameter, value: str) -> Any:
     type=click.IntRange(1),
     default=20_000,
     show_default=True,
-    help="Rows buffered before partitions are written: fewer use less memory.",
+    help="Rows buffered before each commit: fewer use less memory.",
 )
 @click.option("--no-progress", is_flag=True, help="Show no progress bars (e.g. under cron).")
 def export_command(
-    dataset: Path,
+    dataset: str,
+    storage_options: dict[str, str] | None,
     bucket: str,
     region: str,
     endpoint: str | None,
@@ -332,7 +380,7 @@ def export_command(
     batch_rows: int,
     no_progress: bool,
 ) -> None:
-    """Bring a Parquet dataset of jobs up to date; safe to run from cron.
+    """Bring a Delta Lake dataset of jobs up to date; safe to run from cron.
 
     The first run lists --since to now. Later runs list from where the dataset's coverage ends
     (re-reading --overlap behind it), fill any gap a failed run left, and refresh the jobs
@@ -367,17 +415,14 @@ def export_command(
         progress=not no_progress,
         overlap=overlap,
         batch_rows=batch_rows,
+        storage_options=storage_options,
     )
     click.echo(f"cijobs export: {result}")
 
 
 @cli.command("status")
-@click.option(
-    "--dataset",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="The dataset directory.",
-)
+@_dataset_options("The dataset: a directory, s3://bucket/prefix or cos://bucket-appid/prefix.")
+@_as_of_option
 @click.option(
     "--format",
     "fmt",
@@ -386,16 +431,18 @@ def export_command(
     show_default=True,
     help="json is for monitoring.",
 )
-def status_command(dataset: Path, fmt: str) -> None:
+def status_command(
+    dataset: str, storage_options: dict[str, str] | None, as_of: Any, fmt: str
+) -> None:
     """Show a dataset's coverage and gaps per tag and queue, open jobs and the last run.
 
     Example: cijobs status --dataset jobs_dataset --format json
 
-    Exit codes: 0 shown, 1 the directory is not a readable dataset, 2 usage error.
+    Exit codes: 0 shown, 1 the location is not a readable dataset, 2 usage error.
     """
     from .store import read_status
 
-    status = read_status(dataset)
+    status = read_status(dataset, as_of, storage_options=storage_options)
     click.echo(status.to_json() if fmt == "json" else str(status))
 
 
@@ -563,12 +610,11 @@ def emulate_command(
 
 
 @cli.command("sql")
-@click.option(
-    "--dataset",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="A dataset directory or a single Parquet file of jobs.",
+@_dataset_options(
+    "The dataset (a directory, s3://bucket/prefix or cos://bucket-appid/prefix) or a single "
+    "Parquet file of jobs."
 )
+@_as_of_option
 @click.option(
     "--format",
     "fmt",
@@ -578,7 +624,9 @@ def emulate_command(
     help="table for reading; csv and json for other programs.",
 )
 @click.argument("query")
-def sql_command(dataset: Path, fmt: str, query: str) -> None:
+def sql_command(
+    dataset: str, storage_options: dict[str, str] | None, as_of: Any, fmt: str, query: str
+) -> None:
     """Run QUERY over the views jobs, streams and outputs (and coverage, runs).
 
     Example: cijobs sql --dataset jobs_dataset "SELECT tag, count(*) AS jobs FROM jobs GROUP BY
@@ -588,18 +636,17 @@ def sql_command(dataset: Path, fmt: str, query: str) -> None:
     """
     from .query import connect, format_result, read_arrow
 
-    with connect(dataset) as con:
+    with connect(dataset, as_of, storage_options=storage_options) as con:
         table = read_arrow(con, query)
     click.echo(format_result(table, fmt), nl=False)
 
 
 @cli.command("report")
-@click.option(
-    "--dataset",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="A dataset directory or a single Parquet file of jobs.",
+@_dataset_options(
+    "The dataset (a directory, s3://bucket/prefix or cos://bucket-appid/prefix) or a single "
+    "Parquet file of jobs."
 )
+@_as_of_option
 @click.option(
     "--out",
     required=True,
@@ -615,7 +662,9 @@ def sql_command(dataset: Path, fmt: str, query: str) -> None:
 @click.option("--tag", "tags", multiple=True, help="Job type; repeat for several [default: all].")
 @click.option("--queue-id", "queue_ids", multiple=True, help="Queue; repeat for several.")
 def report_command(
-    dataset: Path,
+    dataset: str,
+    storage_options: dict[str, str] | None,
+    as_of: Any,
     out: Path,
     since: str | None,
     until: str | None,
@@ -629,16 +678,18 @@ def report_command(
     Exit codes: 0 written, 1 the dataset could not be read, 2 usage error (a bad --since,
     an output path that cannot be written).
     """
+    from .query import connect
     from .report import write_report
 
-    path = write_report(
-        dataset,
-        out,
-        since=since,
-        until=until,
-        tags=list(tags) or None,
-        queue_ids=list(queue_ids) or None,
-    )
+    with connect(dataset, as_of, storage_options=storage_options) as con:
+        path = write_report(
+            con,
+            out,
+            since=since,
+            until=until,
+            tags=list(tags) or None,
+            queue_ids=list(queue_ids) or None,
+        )
     click.echo(f"cijobs report: wrote {path}")
 
 
@@ -679,7 +730,7 @@ def demo_command(out: Path, jobs: int, no_progress: bool) -> None:
     )
     click.echo(
         f"\ndone in {time.perf_counter() - started:.0f} s\n"
-        f"  dataset: {dataset}/  (hive-partitioned Parquet; open it with DuckDB, pandas, Polars)\n"
+        f"  dataset: {dataset}/  (Delta Lake tables; open jobs/ with DuckDB, pandas, Polars, Spark)\n"
         f"  report:  {result.report}\n"
         "try next:\n"
         f"  .venv/bin/cijobs status --dataset {dataset}\n"

@@ -267,6 +267,11 @@ class CIClient:
         self._session.close()
 
     @property
+    def credentials(self) -> Credentials:
+        """The credentials the client signs with (a ``cos://`` dataset reuses them)."""
+        return self._credentials
+
+    @property
     def stats(self) -> ClientStats:
         """A snapshot of the counters (requests, retries, throttling, errors by code)."""
         with self._lock:

@@ -1,23 +1,25 @@
 """DuckDB over a job dataset: ``connect(dataset)`` and the one place DuckDB errors are translated.
 
-``connect`` opens an in-memory DuckDB database with these views over the Parquet files:
+``connect`` opens an in-memory DuckDB database with these views over one version of the
+dataset's ``jobs`` Delta table (the newest, or the one ``as_of`` names):
 
 ``jobs``
-    One row per ``job_id`` with the columns of ``JOBS_SCHEMA``; when a job was fetched more than
-    once (an upsert caught mid-rewrite, or two files of a single-file export) the row with the
-    newest ``fetched_at`` wins. The ``date`` partition column of the directory layout is hidden.
+    One row per ``job_id`` with the columns of ``JOBS_SCHEMA`` (every version of the Delta table
+    holds one row per job, so nothing is de-duplicated). The ``date`` partition column is hidden.
 ``streams``
     One row per media stream (``STREAMS_SCHEMA``): ``job_id`` and the fields of ``jobs.streams``.
 ``outputs``
     One row per output object (``OUTPUTS_SCHEMA``): ``job_id`` and the fields of
     ``jobs.output_files``.
 ``coverage``, ``runs``
-    The export ledger (``_ledger/coverage.parquet``, ``_ledger/runs.parquet``), when present.
+    The export ledger (``_ledger/coverage`` and ``_ledger/runs``), as of the same moment.
 
-The views re-read the files on every query, so a connection sees what a concurrent export has
-renamed into place. Only DuckDB's built-in Parquet reader is used; extension auto-install and
-auto-load are switched off, so a query never reaches the network. The session time zone is UTC,
-so timestamps arrive in pandas as ``datetime64[us, UTC]``.
+The version's live Parquet files come from the Delta log; DuckDB's own Parquet reader scans a
+local dataset (filters and projections pushed into it), and a bucket is read through Arrow's S3
+filesystem registered in DuckDB (filters pushed down too). A connection shows the version it
+was opened at; connect again to see a later export. Extension auto-install and auto-load are
+switched off, so a query never reaches the network for an extension. The session time zone is
+UTC, so timestamps arrive in pandas as ``datetime64[us, UTC]``.
 
 Example::
 
@@ -33,7 +35,6 @@ import io
 import json
 import math
 import os
-import time
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
@@ -44,7 +45,12 @@ from uuid import UUID
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as ds
 
+from ._ledger import coverage_table, runs_table
+from ._location import Location, resolve_location
+from ._status import check_layout
+from ._tables import JOBS_TABLE, commit_time, file_uris, open_table
 from .errors import QueryError
 from .schema import JOBS_SCHEMA
 
@@ -58,16 +64,11 @@ _T = TypeVar("_T")
 #: The views every connection has, in the order ``connect`` creates them.
 JOB_VIEWS: tuple[str, ...] = ("jobs", "streams", "outputs")
 
-# Characters DuckDB's glob expands; a dataset path holding one would match other directories.
-_GLOB_CHARS = frozenset("*?[]{}")
-
 # Columns the views and reports cannot do without; a Parquet file lacking them is not ours.
 _REQUIRED_COLUMNS = ("job_id", "fetched_at", "creation_time", "state", "tag")
 
-# A store rewrite renames a new file in and deletes the old one (design §5); a query that
-# globbed just before the delete fails to open the old file. Once more after this pause finds
-# the new file.
-_RACE_RETRY_PAUSE_S = 0.05
+# Characters DuckDB's glob expands; a dataset path holding one would match other files.
+_GLOB_CHARS = frozenset("*?[]{}")
 
 _CONFIG: dict[str, str | bool | int | float | list[str]] = {
     "autoinstall_known_extensions": "false",
@@ -75,44 +76,57 @@ _CONFIG: dict[str, str | bool | int | float | list[str]] = {
 }
 
 
-def connect(dataset: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
+def connect(
+    dataset: str | os.PathLike[str],
+    as_of: int | datetime | str | None = None,
+    *,
+    storage_options: dict[str, str] | None = None,
+) -> duckdb.DuckDBPyConnection:
     """Open an in-memory DuckDB connection with the ``jobs``, ``streams`` and ``outputs`` views.
 
     Args:
-        dataset: a dataset directory (``<dataset>/jobs/date=YYYY-MM-DD/*.parquet``) or a single
-            Parquet file in ``JOBS_SCHEMA`` (what ``cijobs fetch --out`` writes). A directory
-            without Parquet files yields empty views, typed as ``JOBS_SCHEMA``; connect again
-            after the first export to see its jobs.
+        dataset: a dataset (a local directory, ``s3://bucket/prefix`` or
+            ``cos://bucket-appid/prefix``) or a single Parquet file in ``JOBS_SCHEMA`` (what
+            ``cijobs fetch --out`` writes).
+        as_of: show the dataset as it was: a ``jobs`` table version (``3``) or an aware time or
+            ISO string (``"2026-11-28T09:00:00Z"``), within the vacuum retention (7 days).
+        storage_options: object-store options for a bucket dataset (see ``docs/architecture.md``).
 
     Returns:
         The connection; close it when done (it is also a context manager).
 
     Raises:
-        QueryError: the path does not exist, is neither a directory nor a file, holds glob
-            characters, or its files are not readable job tables.
+        QueryError: the path does not exist, is not a dataset, or cannot be read; the message
+            names the fix (e.g. the dataset directory when given its ``jobs/`` table).
+        ConfigError: a malformed URI, storage option or ``as_of``.
+        StoreError: the dataset is in the old layout, or the storage cannot be reached.
 
     Example::
 
         with connect("jobs_dataset/") as con:
             con.sql("SELECT state, count(*) FROM jobs GROUP BY state").show()
     """
-    path = Path(dataset)
-    if not path.exists():
-        raise QueryError(f"no dataset at {str(path)!r}: the path does not exist")
-    if _GLOB_CHARS.intersection(str(path)):
+    location = resolve_location(dataset, storage_options)
+    if location.is_local and _GLOB_CHARS.intersection(location.uri):
         raise QueryError(
-            f"dataset path {str(path)!r} holds a glob character (one of * ? [ ] {{ }}); "
+            f"dataset path {location.uri!r} holds a glob character (one of * ? [ ] {{ }}); "
             "DuckDB would expand it, so move or rename the dataset"
         )
-    if not (path.is_dir() or path.is_file()):
-        raise QueryError(f"dataset {str(path)!r} is neither a directory nor a Parquet file")
+    single = location.is_local and location.path.is_file()
+    if single and as_of is not None:
+        raise QueryError(f"{location} is a single Parquet file; as_of needs a dataset")
+    if not single:
+        _check_dataset(location)
     try:
         con = duckdb.connect(":memory:", config=_CONFIG)
     except duckdb.Error as exc:
         raise QueryError(f"cannot open DuckDB: {exc}") from exc
     try:
         read_rows(con, "SET TimeZone = 'UTC'")
-        _create_views(con, path)
+        if single:
+            _create_file_views(con, location.path)
+        else:
+            _create_dataset_views(con, location, as_of)
     except BaseException:
         con.close()
         raise
@@ -197,11 +211,7 @@ def _args(con: object, params: Sequence[Any] | None) -> list[Any] | None:
 def _guard(action: Callable[[], _T]) -> _T:
     """Run ``action``; the boundary where every DuckDB error becomes a QueryError."""
     try:
-        try:
-            return action()
-        except duckdb.IOException:
-            time.sleep(_RACE_RETRY_PAUSE_S)
-            return action()
+        return action()
     except duckdb.Error as exc:
         text = str(exc).strip()
         first_line = text.splitlines()[0] if text else type(exc).__name__
@@ -213,31 +223,72 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _create_views(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """Create the job views (and the ledger views when present) over ``path``."""
-    if path.is_file():
-        source = f"read_parquet({_sql_string(str(path))}, union_by_name = true)"
-        select = "SELECT *"
-    elif any((path / "jobs").rglob("*.parquet")):
-        pattern = _sql_string(str(path / "jobs" / "**" / "*.parquet"))
-        source = f"read_parquet({pattern}, hive_partitioning = true, union_by_name = true)"
-        # `date` is the partition directory, derived from creation_time; hiding it keeps the
-        # view's columns those of JOBS_SCHEMA whichever layout the rows came from.
-        select = "SELECT * EXCLUDE (date)"
-    else:
+def _check_dataset(location: Location) -> None:
+    """Refuse a location that holds no dataset, naming the right path where it can."""
+    check_layout(location)
+    if not location.is_local:
+        return
+    path = location.path
+    if not path.exists():
+        raise QueryError(f"no dataset at {str(path)!r}: the path does not exist")
+    if (path / "_delta_log").is_dir() and (path.parent / JOBS_TABLE / "_delta_log").is_dir():
+        raise QueryError(
+            f"{str(path)!r} is the dataset's {path.name} table; pass the dataset itself: "
+            f"{str(path.parent)!r}"
+        )
+    if not (path / JOBS_TABLE / "_delta_log").is_dir():
+        raise QueryError(
+            f"{str(path)!r} is not a cijobs dataset (no {JOBS_TABLE}/ Delta table); "
+            "pass the directory an export wrote (cijobs export --dataset DIR)"
+        )
+
+
+def _create_file_views(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """The views over one Parquet file of jobs (``cijobs fetch --out``, or one made by hand).
+
+    A fetch writes one row per job; a file from elsewhere may repeat a job, so the newest
+    ``fetched_at`` is kept (a Delta dataset never needs this).
+    """
+    source = (
+        f"(SELECT * FROM read_parquet({_sql_string(str(path))}, union_by_name = true) "  # noqa: S608
+        "QUALIFY row_number() OVER (PARTITION BY job_id ORDER BY fetched_at DESC NULLS LAST) = 1)"
+    )
+    _create_job_views(con, source, path)
+
+
+def _create_dataset_views(
+    con: duckdb.DuckDBPyConnection, location: Location, as_of: int | datetime | str | None
+) -> None:
+    """The job views over one version of the ``jobs`` table, and the ledger views."""
+    table = open_table(location, JOBS_TABLE, as_of)
+    if table is None:
+        raise QueryError(f"{location} is not a cijobs dataset (no {JOBS_TABLE}/ Delta table)")
+    uris = file_uris(table)
+    if not uris:
         _create_empty_jobs_table(con)
         source = "_jobs_empty"
-        select = "SELECT *"
-    read_rows(
-        con,
-        f"CREATE OR REPLACE VIEW jobs AS {select} FROM {source} "
-        "QUALIFY row_number() OVER (PARTITION BY job_id ORDER BY fetched_at DESC NULLS LAST) = 1",
-    )
+    elif location.is_local:
+        files = ", ".join(_sql_string(uri.removeprefix("file://")) for uri in uris)
+        source = f"read_parquet([{files}], hive_partitioning = false, union_by_name = true)"
+    else:
+        filesystem, _root = location.arrow_filesystem()
+        paths = [uri.split("://", 1)[1] for uri in uris]
+        con.register("_jobs_files", ds.dataset(paths, filesystem=filesystem, format="parquet"))
+        source = "_jobs_files"
+    _create_job_views(con, source, location)
+    moment = commit_time(table) if as_of is not None else None
+    _register_table(con, "coverage", coverage_table(location, moment))
+    _register_table(con, "runs", runs_table(location, moment))
+
+
+def _create_job_views(con: duckdb.DuckDBPyConnection, source: str, where: object) -> None:
+    """``jobs`` (the JOBS_SCHEMA columns of ``source``), ``streams`` and ``outputs``."""
+    read_rows(con, f"CREATE OR REPLACE VIEW jobs AS SELECT * FROM {source}")  # noqa: S608
     columns = {row[0] for row in read_rows(con, "DESCRIBE jobs")}
     missing = [name for name in _REQUIRED_COLUMNS if name not in columns]
     if missing:
         raise QueryError(
-            f"{str(path)!r} is not a job table: it lacks the column(s) {', '.join(missing)}"
+            f"{str(where)!r} is not a job table: it lacks the column(s) {', '.join(missing)}"
         )
     read_rows(
         con,
@@ -249,15 +300,15 @@ def _create_views(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         "CREATE OR REPLACE VIEW outputs AS SELECT job_id, unnest(o) "
         "FROM (SELECT job_id, unnest(output_files) AS o FROM jobs)",
     )
-    if path.is_dir():
-        for name in ("coverage", "runs"):
-            ledger = path / "_ledger" / f"{name}.parquet"
-            if ledger.is_file():
-                read_rows(
-                    con,
-                    f"CREATE OR REPLACE VIEW {name} AS "  # noqa: S608 - DDL binds nothing; path is quoted
-                    f"SELECT * FROM read_parquet({_sql_string(str(ledger))})",
-                )
+
+
+def _register_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
+    """A view ``name`` over a small Arrow table (the ledgers), materialised in DuckDB."""
+    con.register(f"_{name}_arrow", table)
+    try:
+        read_rows(con, f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _{name}_arrow")  # noqa: S608
+    finally:
+        con.unregister(f"_{name}_arrow")
 
 
 def _create_empty_jobs_table(con: duckdb.DuckDBPyConnection) -> None:

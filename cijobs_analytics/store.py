@@ -1,4 +1,4 @@
-"""The incremental export: keep a partitioned Parquet dataset of every job current.
+"""The incremental export: keep a Delta Lake table of every job current.
 
 The API filters on creation time only, and a job created on Monday can turn from Running to
 Failed on Tuesday. So each run of :func:`export`
@@ -12,52 +12,50 @@ Failed on Tuesday. So each run of :func:`export`
    that hold them, whichever takes fewer requests (window costs come from the ledger's counts);
    an open job the service no longer knows gets ``not_found_at`` and is kept, and is not looked
    up again (a later listing that returns it replaces the mark);
-3. **upserts** rows into ``jobs/date=YYYY-MM-DD/`` every ``batch_rows`` rows (see
-   :mod:`._partitions` for the file protocol and which row wins), then records the covered
-   windows (see :mod:`._ledger`). A partition that holds none of the flushed jobs yet gets
-   them as one more file (an append: nothing stored is written again); only a partition where
-   they change stored jobs (a new state, a job marked not found) is rewritten whole, and a
-   mere repeat writes nothing (see :mod:`._rewrite`). So a first export writes each job once
-   while listing, not once per flush that touches its partition;
-4. **compacts** each partition it left with several files into one file, once, at the end
-   (and during the run a partition that reaches ``MAX_PARTITION_FILES`` files, since every
-   flush reads the ids of each file of the partitions it touches).
+3. **upserts** the fetched rows into the ``jobs`` Delta table every ``batch_rows`` rows, in one
+   MERGE commit each (see :func:`._tables.upsert` for which row wins: an unchanged row is not
+   rewritten), then records the covered windows in the coverage ledger, in a later commit;
+4. **maintains** the tables: partitions that reached ``MAX_PARTITION_FILES`` files are compacted
+   (OPTIMIZE) and files removed more than ``RETENTION`` ago are deleted (VACUUM), so the file
+   count and the bytes on storage stay bounded while time travel works within the retention.
 
 A run holds the dataset's lock (:mod:`._lock`) throughout and records itself in the runs ledger
-whether it succeeds or fails. A ``kill -9`` at any moment leaves a readable dataset: partitions
-change by rename only, and the ledger claims a window only once its rows are durable; the next
-run removes leftover temporary files, compacts partitions with more than one file (appends of
-the killed run, or a rewrite killed before its deletes) and fetches what the ledger does not
-yet hold.
+whether it succeeds or fails. A ``kill -9`` at any moment leaves the last committed version:
+files a killed commit wrote are referenced by no version and are removed by a later vacuum, and
+the ledger claims a window only once the commit holding its rows is made. The next run fetches
+what the ledger does not yet hold.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import _partitions as parts
 from ._ledger import (
-    LEDGER_DIR,
+    COVERAGE_TABLE,
     CoverageKey,
     Window,
     add_coverage,
     append_run,
     covered_ranges,
+    ledger_tables,
     missing_ranges,
     read_coverage,
+    read_runs,
 )
-from ._lock import DatasetLock
+from ._location import Location, resolve_location
+from ._lock import open_lock
+from ._merge import conform
 from ._plan import (
     IDS_PER_REQUEST,
     OpenJob,
@@ -69,42 +67,55 @@ from ._plan import (
     window_of,
 )
 from ._request_args import check_workers
-from ._rewrite import rewrite_partition
-from ._status import DatasetStatus, read_status
+from ._status import DatasetStatus, check_layout, read_status
+from ._tables import (
+    JOBS_TABLE,
+    JOBS_TABLE_SCHEMA,
+    Maintenance,
+    create_table,
+    maintain,
+    open_table,
+    query,
+    quote,
+    upsert,
+)
 from ._times import TimeLike, parse_span, resolve_since, to_utc, utc_now
 from .errors import ConfigError, StoreError
 from .fetch import SliceResult, iter_slices
 from .ratelimit import TokenBucket
-from .schema import JOBS_SCHEMA, OPEN_STATES, SCHEMA_VERSION, STATES, TAGS
+from .schema import JOBS_SCHEMA, OPEN_STATES, STATES, TAGS
 
 if TYPE_CHECKING:
+    from deltalake import DeltaTable
+
     from .client import CIClient, ClientStats
 
-__all__ = ["DEFAULT_OVERLAP", "DatasetStatus", "ExportResult", "export", "read_status"]
+__all__ = [
+    "DEFAULT_OVERLAP",
+    "MAX_PARTITION_FILES",
+    "RETENTION",
+    "DatasetStatus",
+    "ExportResult",
+    "export",
+    "read_status",
+]
 
 logger = logging.getLogger(__name__)
 
 #: How far behind the watermark each run re-reads, for jobs the service lists late.
 DEFAULT_OVERLAP = timedelta(minutes=10)
-#: Rows buffered before the touched partitions are rewritten; bounds the export's memory.
+#: Rows buffered before they are merged into the table; bounds the export's memory.
 BATCH_ROWS = 20_000
 #: Seconds between flushes when rows come slowly, so a long run's progress is kept.
 FLUSH_SECONDS = 15.0
 #: Covered windows pending before a flush, so a run over sparse ranges records its progress.
 FLUSH_WINDOWS = 64
-#: Files a partition may reach by appends before it is compacted during the run: each flush
-#: reads the ids of every file of a partition it touches, so a long run must not pile them up.
-MAX_PARTITION_FILES = 32
-
-_OPEN_COLUMNS = (
-    "job_id",
-    "tag",
-    "queue_id",
-    "state",
-    "creation_time",
-    "fetched_at",
-    "not_found_at",
-)
+#: Files a partition may hold before the export compacts it (each commit adds about one).
+MAX_PARTITION_FILES = 16
+#: How long removed files are kept, so ``connect(..., as_of=...)`` can read back this far.
+RETENTION = timedelta(days=7)
+#: How often a vacuum also looks for files no commit refers to (it lists the whole table).
+FULL_VACUUM_EVERY = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -112,22 +123,26 @@ class ExportResult:
     """What one export run did.
 
     Attributes:
-        dataset: the dataset directory.
+        dataset: the dataset, as given (a directory made absolute, or a URI).
         started: when the run started (UTC).
         finished: when it finished (UTC).
         requests: HTTP requests made, retries included.
         retries: requests that repeated a failed one.
-        rows_written: rows in the partition files written.
+        rows_written: rows in the data files the run's upserts wrote (new, changed, and
+            unchanged rows copied from a rewritten file); compaction is counted apart.
         jobs_new: jobs the dataset did not hold before.
         jobs_updated: stored jobs whose row changed (a new state, or marked not found).
-        partitions_rewritten: partitions written (appended to, changed or compacted), each
-            counted once however often it was written.
+        partitions_rewritten: partitions the run's upserts wrote to, each counted once.
         open_jobs: jobs still open in the dataset after the run.
         windows_covered: coverage windows recorded (listing slices fully paged).
+        version: the ``jobs`` table version the run left.
+        files_compacted: small files merged by the run's compaction.
+        rows_compacted: rows the compaction wrote again.
+        files_vacuumed: files deleted from storage by the run's vacuum.
         errors: problems that did not stop the run (e.g. rows without a creation time).
     """
 
-    dataset: Path
+    dataset: str
     started: datetime
     finished: datetime
     requests: int
@@ -138,6 +153,10 @@ class ExportResult:
     partitions_rewritten: int
     open_jobs: int
     windows_covered: int
+    version: int = 0
+    files_compacted: int = 0
+    rows_compacted: int = 0
+    files_vacuumed: int = 0
     errors: tuple[str, ...] = ()
 
     @property
@@ -150,8 +169,14 @@ class ExportResult:
             f"export to {self.dataset}: {self.jobs_new} new and {self.jobs_updated} updated "
             f"jobs, {self.rows_written} rows written in {self.partitions_rewritten} partitions, "
             f"{self.windows_covered} windows covered, {self.open_jobs} jobs still open; "
+            f"table version {self.version}; "
             f"{self.requests} requests ({self.retries} retries) in {self.elapsed_s:.1f} s"
         )
+        if self.files_compacted or self.files_vacuumed:
+            text += (
+                f"; maintenance: {self.files_compacted} files compacted, "
+                f"{self.files_vacuumed} removed"
+            )
         if self.errors:
             text += "; " + "; ".join(self.errors)
         return text
@@ -164,6 +189,8 @@ class _Counters:
     jobs_updated: int = 0
     days: set[date] = field(default_factory=set)
     windows: int = 0
+    version: int = 0
+    maintenance: Maintenance = field(default_factory=Maintenance)
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -174,7 +201,7 @@ class _Counters:
 
 def export(
     client: CIClient,
-    dataset: str | Path,
+    dataset: str | os.PathLike[str],
     since: TimeLike | None = None,
     until: TimeLike | None = None,
     tags: Iterable[str] | None = None,
@@ -186,12 +213,14 @@ def export(
     *,
     overlap: timedelta | str = DEFAULT_OVERLAP,
     batch_rows: int = BATCH_ROWS,
+    storage_options: dict[str, str] | None = None,
 ) -> ExportResult:
-    """Bring a Parquet dataset of jobs up to date; safe to run from cron.
+    """Bring a Delta Lake dataset of jobs up to date; safe to run from cron.
 
     Args:
         client: the client of the bucket and region to export.
-        dataset: the dataset directory (created on the first run).
+        dataset: a local directory, ``s3://bucket/prefix`` or ``cos://bucket-appid/prefix``
+            (created on the first run).
         since: where coverage starts: an ISO time or a span back from now (``7d``). Needed on
             the first run; later runs default to where the dataset's coverage starts.
         until: cap the range at this time (default: now).
@@ -203,15 +232,17 @@ def export(
         qps: the most requests per second; None for no limit until the service throttles.
         progress: show progress bars while listing.
         overlap: how far behind the watermark to re-read (a span such as ``10min``).
-        batch_rows: rows buffered before the touched partitions are rewritten: fewer use less
-            memory and save progress more often, more rewrite each partition less often.
+        batch_rows: rows buffered before they are merged: fewer use less memory and save
+            progress more often, more make fewer commits and files.
+        storage_options: object-store options for a bucket dataset, on top of the ``AWS_*``
+            environment (``s3://``) or the client's credentials and region (``cos://``).
 
     Returns:
         An :class:`ExportResult` with the counts and the requests made.
 
     Raises:
         ConfigError: an argument is invalid, or the first run has no ``since``.
-        StoreError: another export holds the lock, or the dataset holds foreign or newer files.
+        StoreError: another export holds the lock, or the location holds something else.
         APIError: the service refused a request or kept failing (the run is recorded as
             failed; what was fetched before is kept).
         TransportError: the network kept failing.
@@ -220,7 +251,9 @@ def export(
         >>> result = export(client, "jobs_dataset", since="7d")  # doctest: +SKIP
         >>> print(result)  # doctest: +SKIP
     """
-    root = Path(dataset)
+    location = resolve_location(
+        dataset, storage_options, region=client.region, credentials=client.credentials
+    )
     started = utc_now()
     now = started.replace(microsecond=0)
     lower = _floor(resolve_since(since, now=now)) if since is not None else None
@@ -242,9 +275,10 @@ def export(
     check_workers(workers)
     if not isinstance(batch_rows, int) or isinstance(batch_rows, bool) or batch_rows < 1:
         raise ConfigError(f"batch_rows must be a positive integer, got {batch_rows!r}")
-    if lower is None and not (root / LEDGER_DIR / "coverage.parquet").exists():
+    check_layout(location)
+    if lower is None and open_table(location, COVERAGE_TABLE) is None:
         raise ConfigError(
-            f"{root} has no coverage yet: the first export needs since (e.g. --since 7d)"
+            f"{location} has no coverage yet: the first export needs since (e.g. --since 7d)"
         )
     arguments = {
         "since": None if since is None else str(since),
@@ -256,8 +290,9 @@ def export(
         "workers": workers,
         "qps": qps,
     }
-    run = _Run(client, root, state_list, workers, qps, progress, batch_rows)
-    with DatasetLock(root):
+    lock = open_lock(location)
+    run = _Run(client, location, state_list, workers, qps, progress, batch_rows, lock.check)
+    with lock:
         before = client.stats
         try:
             run.prepare()
@@ -274,27 +309,34 @@ def export(
             stale = [j for j in open_jobs if state_list is not None or not in_plan(j, plan)]
             run.refresh(stale, plan)
             run.flush()
-            run.compact()
+            run.maintain()
             remaining = len(run.scan_open(tag_list, queue_list))
         except BaseException as exc:
             run.abort(exc, started, arguments, client.stats, before)
             raise
         after = client.stats
+        counts = run.counts
+        done = counts.maintenance
         result = ExportResult(
-            dataset=root,
+            dataset=location.display,
             started=started,
             finished=utc_now(),
             requests=after.requests - before.requests,
             retries=after.retries - before.retries,
-            rows_written=run.counts.rows_written,
-            jobs_new=run.counts.jobs_new,
-            jobs_updated=run.counts.jobs_updated,
-            partitions_rewritten=run.counts.partitions,
+            rows_written=counts.rows_written,
+            jobs_new=counts.jobs_new,
+            jobs_updated=counts.jobs_updated,
+            partitions_rewritten=counts.partitions,
             open_jobs=remaining,
-            windows_covered=run.counts.windows,
-            errors=tuple(run.counts.errors),
+            windows_covered=counts.windows,
+            version=counts.version,
+            files_compacted=done.files_compacted,
+            rows_compacted=done.rows_rewritten,
+            files_vacuumed=done.files_vacuumed,
+            errors=tuple(counts.errors),
         )
-        append_run(root, _run_row(result, "ok", "", arguments))
+        lock.check()
+        append_run(location, _run_row(result, done.full_vacuum, arguments))
     logger.info("%s", result)
     return result
 
@@ -305,41 +347,49 @@ class _Run:
     def __init__(
         self,
         client: CIClient,
-        root: Path,
+        location: Location,
         states: list[str] | None,
         workers: int,
         qps: float | None,
         progress: bool,
         batch_rows: int,
+        check_lock: Callable[[], None],
     ) -> None:
         self.client = client
         self.batch_rows = batch_rows
-        self.root = root
+        self.location = location
         self.states = states
         self.states_key = ",".join(states) if states is not None else None
         self.workers = workers
         self.qps = qps
         self.progress = progress
+        self.check_lock = check_lock
         self.counts = _Counters()
         self.ledger: list[Window] = []
-        self._rows: dict[date, list[pa.Table]] = defaultdict(list)
+        self.runs: list[dict[str, Any]] = []
+        self._table: DeltaTable | None = None
+        self._rows: list[pa.Table] = []
         self._buffered = 0
         self._missing: dict[date, set[str]] = defaultdict(set)
         self._marked_at: datetime | None = None
         self._windows: list[Window] = []
         self._last_flush = time.monotonic()
-        self._appended: set[date] = set()
+
+    @property
+    def table(self) -> DeltaTable:
+        """The ``jobs`` table (opened by :meth:`prepare`)."""
+        if self._table is None:
+            raise StoreError("the export has not opened the jobs table")
+        return self._table
 
     def prepare(self) -> None:
-        """Clear what a killed run left: temporary files, partitions of several files."""
-        removed = parts.remove_temporaries(self.root)
-        if removed:
-            logger.info("removed %d temporary files left by an interrupted export", removed)
-        for day, files in parts.list_partitions(self.root).items():
-            stale = any(parts.file_schema_version(p)[1] < SCHEMA_VERSION for p in files)
-            if len(files) > 1 or stale:
-                self._rewrite(day, files, JOBS_SCHEMA.empty_table(), compact=True)
-        self.ledger = read_coverage(self.root)
+        """Open (or create) the jobs table and read the ledgers."""
+        self._table = open_table(self.location, JOBS_TABLE) or create_table(
+            self.location, JOBS_TABLE, JOBS_TABLE_SCHEMA, partition_by=["date"]
+        )
+        self.counts.version = self.table.version()
+        self.ledger = read_coverage(self.location)
+        self.runs = read_runs(self.location)
 
     def plan_discovery(
         self,
@@ -353,7 +403,7 @@ class _Run:
             starts = [w.start for w in self.ledger]
             if not starts:
                 raise ConfigError(
-                    f"{self.root} has no coverage yet: the first export needs since "
+                    f"{self.location} has no coverage yet: the first export needs since "
                     "(e.g. --since 7d)"
                 )
             lower = min(starts)
@@ -369,21 +419,23 @@ class _Run:
 
     def scan_open(self, tags: Sequence[str], queues: Sequence[str | None]) -> list[OpenJob]:
         """The stored jobs of this run's tags and queues that are open and not marked gone."""
-        tag_set = pa.array(tags, pa.string())
-        found: list[OpenJob] = []
-        for files in parts.list_partitions(self.root).values():
-            table = parts.dedupe(parts.read_partition(files, _OPEN_COLUMNS))
-            mask = pc.and_(
-                pc.is_in(table["state"], pa.array(OPEN_STATES, pa.string())),
-                pc.and_(pc.is_null(table["not_found_at"]), pc.is_in(table["tag"], tag_set)),
-            )
-            if queues != [None]:
-                mask = pc.and_(mask, pc.is_in(table["queue_id"], pa.array(queues, pa.string())))
-            for row in table.filter(pc.fill_null(mask, False)).to_pylist():
-                found.append(
-                    OpenJob(row["job_id"], row["tag"], row["queue_id"], row["creation_time"])
-                )
-        return found
+        where = [
+            f"state IN ({', '.join(quote(s) for s in OPEN_STATES)})",
+            "not_found_at IS NULL",
+            f"tag IN ({', '.join(quote(t) for t in tags)})",
+        ]
+        if list(queues) != [None]:
+            where.append(f"queue_id IN ({', '.join(quote(q) for q in queues if q)})")
+        table = query(
+            self.table,
+            "SELECT job_id, tag, queue_id, creation_time FROM t WHERE "  # noqa: S608 - quoted
+            + " AND ".join(where),
+            JOBS_TABLE_SCHEMA,
+        )
+        return [
+            OpenJob(row["job_id"], row["tag"], row["queue_id"], row["creation_time"])
+            for row in table.to_pylist()
+        ]
 
     def discover(self, plan: dict[CoverageKey, list[tuple[datetime, datetime]]]) -> None:
         """List every planned range, grouping keys that need the same ranges into one call."""
@@ -444,43 +496,57 @@ class _Run:
         self._lookup(by_id)
 
     def flush(self) -> None:
-        """Upsert the buffered rows into their partitions, then record the covered windows."""
-        current = parts.list_partitions(self.root) if (self._rows or self._missing) else {}
-        days = sorted(set(self._rows) | set(self._missing))
-        logger.debug(
-            "flushing %d rows into %d partitions, then %d windows",
-            self._buffered,
-            len(days),
-            len(self._windows),
-        )
-        for day in days:
-            tables = self._rows.pop(day, [])
-            incoming = pa.concat_tables(tables) if tables else JOBS_SCHEMA.empty_table()
-            files = current.get(day, [])
-            appended = self._rewrite(
-                day, files, incoming, missing=self._missing.pop(day, set()), append=True
+        """Merge the buffered rows into the table, then record the covered windows."""
+        if self._rows or self._missing:
+            incoming = pa.concat_tables(self._rows) if self._rows else JOBS_SCHEMA.empty_table()
+            logger.debug("flushing %d rows, then %d windows", incoming.num_rows, len(self._windows))
+            outcome = upsert(
+                self.table,
+                incoming,
+                not_found=dict(self._missing),
+                marked_at=self._marked_at,
+                before_commit=self.check_lock,
             )
-            if appended and len(files) + 1 > MAX_PARTITION_FILES:
-                self._compact_files(day, parts.list_partitions(self.root).get(day, []))
+            self._rows = []
+            self._missing = defaultdict(set)
+            self.counts.version = outcome.version
+            self.counts.rows_written += outcome.rows_written
+            self.counts.jobs_new += outcome.jobs_new
+            self.counts.jobs_updated += outcome.jobs_updated
+            self.counts.days.update(outcome.days)
+            del incoming
+            # Hand the batch's buffers back to the OS: the allocator would otherwise keep the
+            # peak of every flush.
+            pa.default_memory_pool().release_unused()
         self._buffered = 0
         if self._windows:
-            self.ledger = add_coverage(self.root, self.ledger, self._windows)
+            self.check_lock()
+            self.ledger = add_coverage(self.location, self.ledger, self._windows)
             self.counts.windows += len(self._windows)
             self._windows = []
         self._last_flush = time.monotonic()
 
-    def compact(self) -> None:
-        """Rewrite each partition this run appended to and left with several files as one."""
-        if not self._appended:
-            return
-        current = parts.list_partitions(self.root)
-        for day in sorted(self._appended):
-            self._compact_files(day, current.get(day, []))
-        self._appended.clear()
-
-    def _compact_files(self, day: date, files: Sequence[Path]) -> None:
-        if len(files) > 1:
-            self._rewrite(day, files, JOBS_SCHEMA.empty_table(), compact=True)
+    def maintain(self) -> None:
+        """Compact partitions grown to many files and vacuum; the ledger tables too."""
+        self.check_lock()
+        last_full = max(
+            (r["finished"] for r in self.runs if r.get("full_vacuum") and r.get("finished")),
+            default=None,
+        )
+        full = last_full is None or utc_now() - last_full >= FULL_VACUUM_EVERY
+        done = maintain(
+            self.table, max_files=MAX_PARTITION_FILES, retention=RETENTION, full_vacuum=full
+        )
+        for table in ledger_tables(self.location):
+            maintain(
+                table,
+                max_files=MAX_PARTITION_FILES,
+                retention=RETENTION,
+                full_vacuum=full,
+                partitioned=False,
+            )
+        self.counts.maintenance = done
+        self.counts.version = self.table.version()
 
     def abort(
         self,
@@ -492,13 +558,10 @@ class _Run:
     ) -> None:
         """Keep what was fully fetched and record the run as failed; never raises."""
         try:
-            if not isinstance(exc, StoreError):
+            if not isinstance(exc, StoreError) and self._table is not None:
                 self.flush()
-                if isinstance(exc, Exception):  # an interrupt leaves compaction to the next run
-                    self.compact()
         except Exception:  # the original error is the one to report
             logger.exception("could not save the rows fetched before the failure")
-        message = f"{type(exc).__name__}: {exc}"
         row = {
             "started": started,
             "finished": utc_now(),
@@ -511,11 +574,13 @@ class _Run:
             "partitions_rewritten": self.counts.partitions,
             "windows": self.counts.windows,
             "open_jobs": None,
-            "errors": message,
+            "version": self.counts.version,
+            "errors": f"{type(exc).__name__}: {exc}",
             "arguments": json.dumps(arguments, sort_keys=True),
         }
         try:
-            append_run(self.root, row)
+            self.check_lock()
+            append_run(self.location, row)
         except Exception:  # same: keep the original error
             logger.exception("could not record the failed run")
 
@@ -590,48 +655,14 @@ class _Run:
     def _add_rows(self, table: pa.Table) -> None:
         if table.num_rows == 0:
             return
-        rows = parts.conform(table)
-        undated = rows.num_rows - pc.count(rows["creation_time"]).as_py()
+        rows = conform(table)
+        dated = pc.is_valid(rows["creation_time"])
+        undated = rows.num_rows - int(pc.sum(pc.cast(dated, pa.int64())).as_py() or 0)
         if undated:
             self.counts.errors.append(f"{undated} jobs without a creation time were not stored")
-        for day, piece in parts.split_by_date(rows).items():
-            self._rows[day].append(piece)
-            self._buffered += piece.num_rows
-
-    def _rewrite(
-        self,
-        day: date,
-        files: Sequence[Path],
-        incoming: pa.Table,
-        *,
-        missing: set[str] | None = None,
-        compact: bool = False,
-        append: bool = False,
-    ) -> bool:
-        """Upsert into one partition and count what was written; whether it was an append."""
-        outcome = rewrite_partition(
-            self.root,
-            day,
-            files,
-            incoming,
-            not_found=frozenset(missing or ()),
-            marked_at=self._marked_at,
-            compact=compact,
-            append=append,
-        )
-        appended = outcome.appended
-        if appended:
-            self._appended.add(day)
-        if outcome.written:
-            self.counts.rows_written += outcome.rows
-            self.counts.jobs_new += outcome.jobs_new
-            self.counts.jobs_updated += outcome.jobs_updated
-            self.counts.days.add(day)
-        del outcome
-        # Hand the partition's buffers back to the OS now: the next partition is read at once,
-        # and the allocator would otherwise keep the peak of every partition it has seen.
-        pa.default_memory_pool().release_unused()
-        return appended
+            rows = rows.filter(dated)
+        self._rows.append(rows)
+        self._buffered += rows.num_rows
 
     def _queues(self, plan: dict[CoverageKey, list[tuple[datetime, datetime]]]) -> list[str | None]:
         return sorted({key.queue for key in plan}, key=lambda q: q or "") or [None]
@@ -654,13 +685,11 @@ def _ceil(value: datetime) -> datetime:
     return _floor(value) + timedelta(seconds=1) if value.microsecond else value
 
 
-def _run_row(
-    result: ExportResult, status: str, errors: str, arguments: dict[str, Any]
-) -> dict[str, Any]:
+def _run_row(result: ExportResult, full_vacuum: bool, arguments: dict[str, Any]) -> dict[str, Any]:
     return {
         "started": result.started,
         "finished": result.finished,
-        "status": status,
+        "status": "ok",
         "requests": result.requests,
         "retries": result.retries,
         "rows": result.rows_written,
@@ -669,6 +698,10 @@ def _run_row(
         "partitions_rewritten": result.partitions_rewritten,
         "windows": result.windows_covered,
         "open_jobs": result.open_jobs,
-        "errors": errors or "; ".join(result.errors) or None,
+        "version": result.version,
+        "files_compacted": result.files_compacted,
+        "files_vacuumed": result.files_vacuumed,
+        "full_vacuum": full_vacuum,
+        "errors": "; ".join(result.errors) or None,
         "arguments": json.dumps(arguments, sort_keys=True),
     }

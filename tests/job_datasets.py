@@ -1,24 +1,24 @@
-"""Small job datasets on disk, in the layout of design §5, for the query and report tests.
+"""Small job datasets on disk, in the dataset layout (``docs/architecture.md``), for the query
+and report tests.
 
 ``sample_jobs`` makes deterministic, varied job rows (tags, queues, states, failure codes with
 non-ASCII and ``$`` in messages, null times, portrait and audio-only media, several streams and
-output objects); ``write_dataset`` writes them as ``jobs/date=YYYY-MM-DD/part-<uuid>.parquet``
-plus, on request, stale duplicates in a second file and a stray ``.tmp`` file, the two things a
-reader meets while an export rewrites a partition.
+output objects); ``write_dataset`` commits them to the ``jobs`` Delta table the way an export
+does, optionally after a first version holding stale rows of some jobs, so readers can be
+checked to show the newest version (and ``as_of=0`` the stale one).
 """
 
 from __future__ import annotations
 
 import random
-import uuid
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from cijobs_analytics._location import resolve_location
+from cijobs_analytics._tables import JOBS_TABLE, JOBS_TABLE_SCHEMA, create_table, open_table, upsert
 from cijobs_analytics.schema import JOBS_SCHEMA
 
 T0 = datetime(2026, 11, 1, 0, 0, tzinfo=UTC)
@@ -167,32 +167,23 @@ def write_dataset(
     rows: list[dict[str, Any]],
     *,
     stale: list[dict[str, Any]] | None = None,
-    tmp_file: bool = True,
 ) -> Path:
-    """Write ``rows`` as a dataset under ``root``; return ``root``.
+    """Commit ``rows`` to the ``jobs`` table of a dataset under ``root``; return ``root``.
 
     Args:
-        stale: older versions of some jobs (older ``fetched_at``), written to a second file in
-            the same partition, as during a rewrite; readers must prefer ``rows``.
-        tmp_file: also leave a half-written ``.tmp`` file that readers must ignore.
+        stale: older versions of some jobs (older ``fetched_at``), committed first with the
+            rows of the other jobs; ``rows`` then replace them in a second commit, so the
+            newest version holds ``rows`` and version 1 the stale ones.
     """
-    stale_ids = {id(row) for row in stale or []}
-    by_day: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        by_day[row["creation_time"].date().isoformat()].append(row)
-    for extra in stale or []:
-        by_day[extra["creation_time"].date().isoformat()].append(extra)
-    for day, day_rows in by_day.items():
-        part = root / "jobs" / f"date={day}"
-        part.mkdir(parents=True, exist_ok=True)
-        fresh = [r for r in day_rows if id(r) not in stale_ids]
-        old = [r for r in day_rows if id(r) in stale_ids]
-        for chunk in (fresh, old):
-            if chunk:
-                table = pa.Table.from_pylist(chunk, schema=JOBS_SCHEMA)
-                pq.write_table(table, part / f"part-{uuid.uuid4().hex}.parquet", compression="zstd")
-        if tmp_file:
-            (part / f"part-{uuid.uuid4().hex}.parquet.tmp").write_bytes(b"PAR1 half-written")
+    location = resolve_location(root)
+    table = open_table(location, JOBS_TABLE) or create_table(
+        location, JOBS_TABLE, JOBS_TABLE_SCHEMA, partition_by=["date"]
+    )
+    if stale:
+        replaced = {row["job_id"] for row in stale}
+        first = [row for row in rows if row["job_id"] not in replaced] + list(stale)
+        upsert(table, pa.Table.from_pylist(first, schema=JOBS_SCHEMA))
+    upsert(table, pa.Table.from_pylist(rows, schema=JOBS_SCHEMA))
     return root
 
 

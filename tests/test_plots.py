@@ -43,7 +43,7 @@ def con(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def empty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    root = tmp_path_factory.mktemp("empty")
+    root = write_dataset(tmp_path_factory.mktemp("empty") / "ds", [])
     with connect(root) as connection:
         yield connection
 

@@ -10,7 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 from job_datasets import T0, job, sample_jobs, stale_versions, write_dataset
 
-from cijobs_analytics import QueryError
+from cijobs_analytics import QueryError, StoreError
+from cijobs_analytics._ledger import CoverageKey, Window, add_coverage, append_run
+from cijobs_analytics._location import resolve_location
+from cijobs_analytics._tables import JOBS_TABLE, JOBS_TABLE_SCHEMA, create_table
 from cijobs_analytics.query import connect, read_arrow, read_frame
 from cijobs_analytics.schema import JOBS_SCHEMA, OUTPUTS_SCHEMA, STREAMS_SCHEMA
 
@@ -81,16 +84,10 @@ def test_a_single_parquet_file_is_a_dataset_too(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.parametrize("make_jobs_dir", [False, True])
-def test_a_dataset_without_parquet_files_has_empty_typed_views(
-    tmp_path: Path, make_jobs_dir: bool
-) -> None:
-    root = tmp_path / "empty"
-    root.mkdir()
-    if make_jobs_dir:
-        (root / "jobs" / "date=2026-11-01").mkdir(parents=True)
-        (root / "jobs" / "date=2026-11-01" / "part-x.parquet.tmp").write_bytes(b"junk")
-    with connect(root) as con:
+def test_a_dataset_whose_table_has_no_files_yet_has_empty_typed_views(tmp_path: Path) -> None:
+    location = resolve_location(tmp_path / "empty")
+    create_table(location, JOBS_TABLE, JOBS_TABLE_SCHEMA, partition_by=["date"])
+    with connect(location.uri) as con:
         jobs = read_arrow(con, "SELECT * FROM jobs")
         streams = read_frame(con, "SELECT * FROM streams")
     assert jobs.num_rows == 0
@@ -98,6 +95,21 @@ def test_a_dataset_without_parquet_files_has_empty_typed_views(
     assert jobs.schema.field("creation_time").type == pa.timestamp("us", tz="UTC")
     assert streams.empty
     assert list(streams.columns) == STREAMS_SCHEMA.names
+
+
+@pytest.mark.parametrize("where", ["empty", "parent", "root"])
+def test_a_directory_that_is_no_dataset_is_refused_not_read_as_empty(
+    tmp_path: Path, dataset: Path, where: str
+) -> None:
+    target = {"empty": tmp_path / "empty", "parent": dataset.parent, "root": Path("/")}[where]
+    target.mkdir(exist_ok=True)
+    with pytest.raises(QueryError, match="not a cijobs dataset"):
+        connect(target)
+
+
+def test_the_jobs_table_itself_is_refused_naming_the_dataset(dataset: Path) -> None:
+    with pytest.raises(QueryError, match=f"pass the dataset itself: '{dataset}'"):
+        connect(dataset / "jobs")
 
 
 def test_a_missing_path_is_refused_with_its_name(tmp_path: Path) -> None:
@@ -108,12 +120,12 @@ def test_a_missing_path_is_refused_with_its_name(tmp_path: Path) -> None:
 def test_a_path_with_glob_characters_is_refused(tmp_path: Path) -> None:
     root = tmp_path / "data[1]"
     root.mkdir()
-    with pytest.raises(QueryError, match="glob"):
+    with pytest.raises(QueryError, match="holds a glob character"):
         connect(root)
 
 
 def test_a_path_with_a_quote_is_read_safely(tmp_path: Path) -> None:
-    root = write_dataset(tmp_path / "o'brien", [job("a", T0)], tmp_file=False)
+    root = write_dataset(tmp_path / "o'brien", [job("a", T0)])
     with connect(root) as con:
         assert read_frame(con, "SELECT count(*) AS n FROM jobs")["n"].tolist() == [1]
 
@@ -143,20 +155,47 @@ def test_read_frame_refuses_something_that_is_not_a_connection() -> None:
         read_frame("jobs_dataset/", "SELECT 1")  # type: ignore[arg-type]
 
 
-def test_ledger_views_appear_when_the_ledger_files_exist(dataset: Path) -> None:
-    (dataset / "_ledger").mkdir()
+def test_ledger_views_hold_the_coverage_and_runs_tables(dataset: Path) -> None:
+    location = resolve_location(dataset)
+    with connect(dataset) as con:
+        assert read_frame(con, "SELECT count(*) AS n FROM coverage")["n"].tolist() == [0]
+    key = CoverageKey("b-1250000000", "ap-guangzhou", "Transcode", None, None)
+    add_coverage(location, [], [Window(key, T0, T0 + timedelta(hours=1), 3, 1, T0)])
+    append_run(location, {"started": T0, "finished": T0, "status": "ok", "requests": 7})
+    with connect(dataset) as con:
+        assert read_frame(con, "SELECT tag, jobs FROM coverage").to_dict("records") == [
+            {"tag": "Transcode", "jobs": 3}
+        ]
+        assert read_frame(con, "SELECT status, requests FROM runs").to_dict("records") == [
+            {"status": "ok", "requests": 7}
+        ]
+
+
+def test_a_connection_shows_its_version_and_as_of_shows_an_older_one(
+    dataset: Path, rows: list[dict[str, object]]
+) -> None:
+    count = "SELECT count(*) AS n FROM jobs"
+    with connect(dataset) as con:
+        write_dataset(dataset, [job("late", T0 + timedelta(days=5))])
+        assert read_frame(con, count)["n"].tolist() == [len(rows)]
+    with connect(dataset) as con:
+        assert read_frame(con, count)["n"].tolist() == [len(rows) + 1]
+    # Version 1 is write_dataset's first commit: the stale rows of every fifth job.
+    with connect(dataset, as_of=1) as con:
+        states = read_frame(con, "SELECT job_id, state FROM jobs ORDER BY job_id")
+    assert len(states) == len(rows)
+    stale_ids = {r["job_id"] for r in rows[::5]}
+    assert set(states[states.job_id.isin(stale_ids)].state) == {"Running"}
+    with pytest.raises(StoreError, match="no version"):
+        connect(dataset, as_of=99)
+
+
+def test_an_old_plain_parquet_dataset_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    root = tmp_path / "old"
+    (root / "jobs" / "date=2026-11-01").mkdir(parents=True)
     pq.write_table(
-        pa.table({"tag": ["Transcode"], "jobs": [3]}), dataset / "_ledger/coverage.parquet"
+        pa.Table.from_pylist([job("a", T0)], schema=JOBS_SCHEMA),
+        root / "jobs" / "date=2026-11-01" / "part-0.parquet",
     )
-    with connect(dataset) as con:
-        assert read_frame(con, "SELECT jobs FROM coverage")["jobs"].tolist() == [3]
-        with pytest.raises(QueryError):
-            read_frame(con, "SELECT * FROM runs")
-
-
-def test_views_see_files_added_after_connecting(dataset: Path) -> None:
-    with connect(dataset) as con:
-        before = int(read_frame(con, "SELECT count(*) AS n FROM jobs")["n"].iat[0])
-        write_dataset(dataset, [job("late", T0 + timedelta(days=5))], tmp_file=False)
-        after = int(read_frame(con, "SELECT count(*) AS n FROM jobs")["n"].iat[0])
-    assert after == before + 1
+    with pytest.raises(StoreError, match="plain-Parquet layout .* export into a new location"):
+        connect(root)

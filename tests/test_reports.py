@@ -431,8 +431,7 @@ def test_a_single_job_gives_one_row_everywhere(tmp_path: Path) -> None:
 
 
 def test_empty_dataset_gives_empty_frames_with_the_columns(tmp_path: Path) -> None:
-    root = tmp_path / "empty"
-    root.mkdir()
+    root = write_dataset(tmp_path / "empty", [])
     with connect(root) as con:
         assert list(cj.reports.throughput(con).columns) == [
             "period",
