@@ -27,7 +27,7 @@ from ._ledger import (
 )
 from ._location import Location, resolve_location
 from ._lock import read_holder
-from ._tables import JOBS_TABLE, AsOf, commit_time, open_table, query, quote
+from ._tables import JOBS_TABLE, AsOf, commit_time, open_table, query, quote, superseded_at
 from .errors import StoreError
 from .schema import OPEN_STATES
 
@@ -190,9 +190,11 @@ def read_status(
         if location.is_local and not location.path.is_dir():
             raise StoreError(f"{location} is not a directory; export into it first (cijobs export)")
         raise StoreError(f"{location} is not a cijobs dataset (no {JOBS_TABLE}/ Delta table)")
-    # The ledgers are read as of the moment the shown jobs version was committed.
     committed = commit_time(jobs_table) if jobs_table is not None else None
-    ledger_as_of = committed if as_of is not None else None
+    # The ledgers as they were until the next commit to the jobs table after the shown one.
+    ledger_as_of = None
+    if as_of is not None and jobs_table is not None:
+        ledger_as_of = superseded_at(location, JOBS_TABLE, jobs_table.version())
     jobs = files = size = 0
     partitions: set[object] = set()
     states: dict[str, int] = {}

@@ -19,8 +19,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -42,6 +41,7 @@ __all__ = [
     "Maintenance",
     "UpsertResult",
     "commit_time",
+    "commit_times",
     "create_table",
     "file_uris",
     "maintain",
@@ -50,7 +50,9 @@ __all__ = [
     "quote",
     "resolve_as_of",
     "stored_rows",
+    "superseded_at",
     "upsert",
+    "version_at",
 ]
 
 logger = logging.getLogger(__name__)
@@ -345,13 +347,7 @@ def maintain(
             compacted = Maintenance(
                 partitions_compacted=int(metrics.get("partitionsOptimized", len(due))),
                 files_compacted=int(metrics.get("numFilesRemoved", 0)),
-                rows_rewritten=sum(
-                    int(r)
-                    for r, d in zip(
-                        files["num_records"].to_pylist(), _partition_of(files), strict=True
-                    )
-                    if not partitioned or d in due
-                ),
+                rows_rewritten=_rows_in(files, due if partitioned else None),
             )
     try:
         removed = table.vacuum(
@@ -383,18 +379,48 @@ def file_uris(table: DeltaTable) -> list[str]:
         raise StoreError(_describe("cannot list the dataset's files", exc)) from exc
 
 
-def commit_time(table: DeltaTable) -> datetime | None:
-    """When the table's loaded version was committed (UTC), from its commit info."""
+def commit_times(table: DeltaTable) -> list[tuple[int, datetime]]:
+    """Every version of the table with the time it was committed (UTC), oldest first.
+
+    The times are those the writers recorded in each commit, so versions of the dataset's
+    tables written by one export compare on one clock (a bucket's object times have second
+    resolution and the store's clock).
+    """
     try:
-        history = table.history(1)
+        history = table.history()
     except (DeltaError, OSError) as exc:
         raise StoreError(_describe("cannot read the table history", exc)) from exc
-    stamp = history[0].get("timestamp") if history else None
-    if stamp is None:
-        return None
-    from datetime import UTC
+    times = [
+        (int(entry["version"]), datetime.fromtimestamp(entry["timestamp"] / 1000, tz=UTC))
+        for entry in history
+        if "version" in entry and entry.get("timestamp") is not None
+    ]
+    return sorted(times)
 
-    return datetime.fromtimestamp(stamp / 1000, tz=UTC)
+
+def version_at(table: DeltaTable, moment: datetime) -> int | None:
+    """The newest version committed at or before ``moment``; None if the table is younger."""
+    before = [version for version, when in commit_times(table) if when <= moment]
+    return max(before) if before else None
+
+
+def commit_time(table: DeltaTable) -> datetime | None:
+    """When the table's loaded version was committed (UTC)."""
+    found = dict(commit_times(table)).get(table.version())
+    return found
+
+
+def superseded_at(location: Location, name: str, version: int) -> datetime | None:
+    """When the version after ``version`` of table ``name`` was committed (None: the newest).
+
+    The dataset *as of* a version is the dataset until the next commit: the ledgers are read
+    as they were just before this moment.
+    """
+    latest = open_table(location, name)
+    if latest is None:
+        return None
+    later = [when for v, when in commit_times(latest) if v > version]
+    return min(later) - timedelta(microseconds=1) if later else None
 
 
 def resolve_as_of(value: AsOf) -> int | datetime:
@@ -419,12 +445,15 @@ def resolve_as_of(value: AsOf) -> int | datetime:
 
 def _load_as_of(table: DeltaTable, as_of: AsOf, what: str) -> None:
     point = resolve_as_of(as_of)
+    shown = point.isoformat() if isinstance(point, datetime) else f"version {point}"
+    version = version_at(table, point) if isinstance(point, datetime) else point
+    if version is None:
+        raise StoreError(f"{what} has no version at {shown}: the table is younger")
     try:
-        table.load_as_version(point)
+        table.load_as_version(version)
     except (DeltaError, OSError, ValueError) as exc:
-        shown = point.isoformat() if isinstance(point, datetime) else f"version {point}"
         raise StoreError(
-            _describe(f"{what} has no version at {shown} (too early, or removed by vacuum)", exc)
+            _describe(f"{what} has no version at {shown} (not yet, or removed by vacuum)", exc)
         ) from exc
 
 
@@ -453,9 +482,12 @@ def _dates(table: pa.Table) -> pa.Array:
     return pc.cast(table["creation_time"], pa.date32())
 
 
-def _partition_of(files: pa.Table) -> list[Any]:
-    days: list[Any] = files[f"partition.{DATE_COLUMN}"].to_pylist()
-    return days
+def _rows_in(files: pa.Table, days: Sequence[date] | None) -> int:
+    """Rows in the files of ``days`` (all files when None), from the log's statistics."""
+    counts = files["num_records"]
+    if days is not None:
+        counts = counts.filter(pc.is_in(files[f"partition.{DATE_COLUMN}"], pa.array(days)))
+    return int(pc.sum(counts).as_py() or 0)
 
 
 def _commit(operation: str) -> CommitProperties:

@@ -730,7 +730,7 @@ def demo_command(out: Path, jobs: int, no_progress: bool) -> None:
     )
     click.echo(
         f"\ndone in {time.perf_counter() - started:.0f} s\n"
-        f"  dataset: {dataset}/  (Delta Lake tables; open jobs/ with DuckDB, pandas, Polars, Spark)\n"
+        f"  dataset: {dataset}/  (a Delta Lake table in jobs/: DuckDB, pandas, Polars, Spark)\n"
         f"  report:  {result.report}\n"
         "try next:\n"
         f"  .venv/bin/cijobs status --dataset {dataset}\n"

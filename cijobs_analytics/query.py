@@ -50,7 +50,7 @@ import pyarrow.dataset as ds
 from ._ledger import coverage_table, runs_table
 from ._location import Location, resolve_location
 from ._status import check_layout
-from ._tables import JOBS_TABLE, commit_time, file_uris, open_table
+from ._tables import JOBS_TABLE, file_uris, open_table, superseded_at
 from .errors import QueryError
 from .schema import JOBS_SCHEMA
 
@@ -269,14 +269,14 @@ def _create_dataset_views(
         source = "_jobs_empty"
     elif location.is_local:
         files = ", ".join(_sql_string(uri.removeprefix("file://")) for uri in uris)
-        source = f"read_parquet([{files}], hive_partitioning = false, union_by_name = true)"
+        source = f"read_parquet([{files}], hive_partitioning = false)"
     else:
         filesystem, _root = location.arrow_filesystem()
         paths = [uri.split("://", 1)[1] for uri in uris]
         con.register("_jobs_files", ds.dataset(paths, filesystem=filesystem, format="parquet"))
         source = "_jobs_files"
     _create_job_views(con, source, location)
-    moment = commit_time(table) if as_of is not None else None
+    moment = superseded_at(location, JOBS_TABLE, table.version()) if as_of is not None else None
     _register_table(con, "coverage", coverage_table(location, moment))
     _register_table(con, "runs", runs_table(location, moment))
 
