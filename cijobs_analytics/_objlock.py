@@ -412,8 +412,9 @@ class ObjectLock:
             logger.warning("could not renew %s (will try again): %s", self.key, summary)
 
     def _lose(self, reason: str) -> None:
-        self._lost = reason
+        # Logged before it is set: whoever sees the lock lost also finds the line in the log.
         logger.error("lost the export lock %s: %s", self.key, reason)
+        self._lost = reason
 
     def _error(self, action: str, exc: Exception) -> StoreError:
         if isinstance(exc, NotSupportedError):

@@ -16,6 +16,7 @@ used it can abort at interpreter exit.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -247,6 +248,11 @@ def upsert(
         StoreError: the table cannot be read or written, or commits kept conflicting.
     """
     missing = not_found or {}
+    if incoming.num_rows and incoming["creation_time"].null_count:
+        raise StoreError(
+            f"{incoming['creation_time'].null_count} rows to store have no creation time, "
+            "which decides their partition"
+        )
     days = set(missing)
     if incoming.num_rows:
         days.update(d for d in pc.unique(_dates(incoming)).drop_null().to_pylist())
@@ -266,6 +272,9 @@ def upsert(
                     predicate=f"t.{DATE_COLUMN} = s.{DATE_COLUMN} AND t.job_id = s.job_id",
                     source_alias="s",
                     target_alias="t",
+                    # The streamed plan skips partition pruning: every flush would read the
+                    # whole table and conflict with any concurrent commit.
+                    streamed_exec=False,
                     writer_properties=WRITER,
                     commit_properties=_commit(operation),
                 )
@@ -351,7 +360,8 @@ def maintain(
             )
     try:
         removed = table.vacuum(
-            retention_hours=max(0, int(retention.total_seconds() // 3600)),
+            # Whole hours only: round up, so no file time travel may still need goes early.
+            retention_hours=max(0, math.ceil(retention.total_seconds() / 3600)),
             dry_run=False,
             enforce_retention_duration=False,
             full=full_vacuum,
@@ -438,7 +448,7 @@ def resolve_as_of(value: AsOf) -> int | datetime:
         if value < 0:
             raise ConfigError(f"as_of version must be 0 or more, got {value}")
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isdecimal() and value.strip().isascii():
         return int(value.strip())
     return to_utc(value, name="as_of")
 

@@ -7,11 +7,13 @@ private one from ``make_emulator`` for that.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from s3_server import S3Server
 
 from cijobs_analytics.emulator import Emulator
 
@@ -44,6 +46,19 @@ def make_emulator() -> Iterator[Callable[..., Emulator]]:
     yield make
     for emu in started:
         emu.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's S3 server in a child process for the whole session (stopped at its end)."""
+    with S3Server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server) -> str:
+    """A fresh, empty bucket on ``s3_server``, unique to the test."""
+    return s3_server.create_bucket(f"t-{uuid.uuid4().hex[:12]}")
 
 
 _NOTEBOOK_TEST = "test_notebook_runs_against_a_dataset"

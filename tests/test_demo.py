@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import duckdb
-from deltalake import DeltaTable
 import pytest
+from deltalake import DeltaTable
 
 from cijobs_analytics.demo import build_demo_dataset
 from cijobs_analytics.errors import ConfigError

@@ -197,5 +197,5 @@ def test_an_old_plain_parquet_dataset_is_refused_with_what_to_do(tmp_path: Path)
         pa.Table.from_pylist([job("a", T0)], schema=JOBS_SCHEMA),
         root / "jobs" / "date=2026-11-01" / "part-0.parquet",
     )
-    with pytest.raises(StoreError, match="plain-Parquet layout .* export into a new location"):
+    with pytest.raises(StoreError, match=r"plain-Parquet layout .* export into a new location"):
         connect(root)

@@ -1,7 +1,7 @@
-SELECT time_bucket(?, min(creation_time), 'UTC'), time_bucket(?, max(creation_time), 'UTC') FROM jobs WHERE TRUE AND creation_time IS NOT NULL AND creation_time >= ? AND creation_time < ? AND list_contains(?::VARCHAR[], tag) AND list_contains(?::VARCHAR[], queue_id)
+SELECT to_timestamp((floor((epoch_us(min(creation_time)) - 946857600000000) / 86400000000) * 86400000000 + 946857600000000) / 1e6), to_timestamp((floor((epoch_us(max(creation_time)) - 946857600000000) / 86400000000) * 86400000000 + 946857600000000) / 1e6) FROM jobs WHERE TRUE AND creation_time IS NOT NULL AND creation_time >= ? AND creation_time < ? AND list_contains(?::VARCHAR[], tag) AND list_contains(?::VARCHAR[], queue_id)
 ;
 WITH j AS (
-    SELECT time_bucket(?, creation_time, 'UTC') AS period, NULL AS g, state, duration_s
+    SELECT to_timestamp((floor((epoch_us(creation_time) - 946857600000000) / 86400000000) * 86400000000 + 946857600000000) / 1e6) AS period, NULL AS g, state, duration_s
     FROM jobs WHERE TRUE AND creation_time IS NOT NULL AND creation_time >= ? AND creation_time < ? AND list_contains(?::VARCHAR[], tag) AND list_contains(?::VARCHAR[], queue_id)
 ), agg AS (
     SELECT period, g, count(*) AS jobs,
