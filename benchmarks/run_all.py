@@ -4,8 +4,8 @@ Each benchmark times its baselines and the project's code in the same run and pr
 so the figures compare like with like on whatever machine runs them. A benchmark that misses
 its target exits non-zero; this runner reports every one and fails if any did.
 
-``bench_query`` builds a 10-million-job Delta dataset on its first run (a few minutes, about
-3 GiB in ``benchmarks/_work/``) and reuses it afterwards; ``make clean`` removes it.
+``bench_query`` builds a 10-million-job Delta dataset on its first run (about two minutes,
+630 MiB in ``benchmarks/_work/``) and reuses it afterwards; ``make clean`` removes it.
 """
 
 from __future__ import annotations

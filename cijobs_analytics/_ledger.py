@@ -8,8 +8,13 @@ claims a job that a crash lost. ``jobs`` and ``pages`` are what the window held 
 read; the export uses them to price a re-read. To keep the ledger small and re-reads exact:
 
 * a newer window replaces the part of an older one it overlaps (the older one is trimmed and
-  its counts scaled to what is left);
+  its counts scaled to what is left, an estimate);
 * adjacent windows of a key whose jobs together fit one page (100) are merged.
+
+``min_jobs`` is what the window held for sure: the listing's count, less the jobs of the newer
+windows that trimmed it (a job listed once stays listed, so a later read of the overlap holds
+at least the old one's jobs there). ``cijobs status`` compares it with the data to tell when
+rows were lost after the ledger claimed them.
 
 Each update overwrites the coverage table in one commit (it is small), so no rename is needed
 on any storage and earlier coverage can be read back with the table's time travel.
@@ -79,6 +84,7 @@ COVERAGE_SCHEMA = pa.schema(
         pa.field("jobs", pa.int64()),
         pa.field("pages", pa.int64()),
         pa.field("fetched_at", _TS),
+        pa.field("min_jobs", pa.int64()),  # a lower bound of the jobs the window holds
     ],
 )
 
@@ -133,6 +139,11 @@ class Window:
     jobs: int
     pages: int
     fetched_at: datetime
+    min_jobs: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.min_jobs is None:  # a fresh listing: its count is exact
+            object.__setattr__(self, "min_jobs", self.jobs)
 
     @property
     def cost(self) -> int:
@@ -155,6 +166,7 @@ def read_coverage(location: Location, as_of: AsOf | None = None) -> list[Window]
             r["jobs"] or 0,
             r["pages"] or 0,
             r["fetched_at"],
+            r["min_jobs"] or 0,
         )
         for r in table.to_pylist()
     ]
@@ -198,6 +210,7 @@ def add_coverage(
             "jobs": w.jobs,
             "pages": w.pages,
             "fetched_at": w.fetched_at,
+            "min_jobs": w.min_jobs,
         }
         for w in ledger
     ]
@@ -289,11 +302,16 @@ def _overlay(old: Sequence[Window], new: Sequence[Window]) -> list[Window]:
     for window in old:
         pieces = [(window.start, window.end)]
         # Only new windows starting before this one ends can overlap it.
+        taken = 0
         for cut in new_sorted[: bisect.bisect_left(starts, window.end)]:
             if cut.end <= window.start:
                 continue
             pieces = [p for lo, hi in pieces for p in _subtract(lo, hi, cut.start, cut.end)]
-        out.extend(_scaled(window, lo, hi) for lo, hi in pieces)
+            taken += cut.jobs
+        # One piece left keeps what the cuts cannot have taken; pieces on both sides of a cut
+        # cannot tell how the rest divides between them.
+        floor = max(0, (window.min_jobs or 0) - taken) if len(pieces) == 1 else 0
+        out.extend(_scaled(window, lo, hi, floor) for lo, hi in pieces)
     return sorted(out, key=lambda w: w.start)
 
 
@@ -305,7 +323,7 @@ def _subtract(
     return [(a, b) for a, b in ((lo, cut_lo), (cut_hi, hi)) if a < b]
 
 
-def _scaled(window: Window, start: datetime, end: datetime) -> Window:
+def _scaled(window: Window, start: datetime, end: datetime, floor: int) -> Window:
     """The part ``[start, end)`` of a window, its counts scaled up to stay an upper bound."""
     if (start, end) == (window.start, window.end):
         return window
@@ -316,6 +334,7 @@ def _scaled(window: Window, start: datetime, end: datetime) -> Window:
         end=end,
         jobs=math.ceil(window.jobs * share),
         pages=math.ceil(window.pages * share),
+        min_jobs=floor,
     )
 
 
@@ -331,6 +350,7 @@ def _merge_small(windows: Sequence[Window]) -> list[Window]:
                 jobs=last.jobs + window.jobs,
                 pages=last.pages + window.pages,
                 fetched_at=min(last.fetched_at, window.fetched_at),
+                min_jobs=(last.min_jobs or 0) + (window.min_jobs or 0),
             )
         else:
             out.append(window)

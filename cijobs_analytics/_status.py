@@ -10,10 +10,12 @@ import itertools
 import json
 import os
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -21,6 +23,7 @@ from ._ledger import (
     COVERAGE_TABLE,
     LEDGER_DIR,
     CoverageKey,
+    Window,
     covered_ranges,
     read_coverage,
     read_runs,
@@ -31,7 +34,12 @@ from ._tables import JOBS_TABLE, AsOf, commit_time, open_table, query, quote, su
 from .errors import StoreError
 from .schema import OPEN_STATES
 
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
+
 __all__ = ["CoverageStatus", "DatasetStatus", "check_layout", "read_status"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 #: What the plain-Parquet layout of cijobs_analytics 0.1 left in a dataset directory.
 _OLD_LAYOUT = (f"{LEDGER_DIR}/coverage.parquet", f"{LEDGER_DIR}/runs.parquet")
@@ -45,13 +53,17 @@ class CoverageStatus:
         key: bucket, region, tag, queue (None: every queue) and states (None: every state).
         ranges: the covered ``[start, end)`` ranges, oldest first.
         gaps: the holes between them, which the next export fills.
-        jobs: jobs the covered windows held when they were read.
+        jobs: jobs of this filter the data holds within the covered ranges.
+        lost: covered ``(start, end, listed, stored)`` windows whose data holds fewer jobs than
+            their listings surely returned: rows lost after the ledger claimed them (deleted
+            by hand, say). ``cijobs export --refetch START END`` lists them again.
     """
 
     key: CoverageKey
     ranges: tuple[tuple[datetime, datetime], ...]
     gaps: tuple[tuple[datetime, datetime], ...]
     jobs: int
+    lost: tuple[tuple[datetime, datetime, int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,6 +105,11 @@ class DatasetStatus:
         """How many gaps the coverage has over all filters."""
         return sum(len(c.gaps) for c in self.coverage)
 
+    @property
+    def lost(self) -> int:
+        """How many covered windows hold fewer jobs than were listed (see CoverageStatus)."""
+        return sum(len(c.lost) for c in self.coverage)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (times as ISO strings) for monitoring."""
         return {
@@ -113,10 +130,15 @@ class DatasetStatus:
                     "jobs": c.jobs,
                     "ranges": [[_iso(a), _iso(b)] for a, b in c.ranges],
                     "gaps": [[_iso(a), _iso(b)] for a, b in c.gaps],
+                    "lost": [
+                        {"start": _iso(a), "end": _iso(b), "listed": n, "stored": m}
+                        for a, b, n, m in c.lost
+                    ],
                 }
                 for c in self.coverage
             ],
             "gaps": self.gaps,
+            "lost": self.lost,
             "open_jobs": dict(self.open_jobs),
             "not_found": self.not_found,
             "runs": self.runs,
@@ -149,6 +171,11 @@ class DatasetStatus:
             span = ", ".join(f"{_iso(a)} .. {_iso(b)}" for a, b in c.ranges)
             lines.append(f"  {c.key.tag} / {queue}{states}: {span} ({c.jobs} jobs)")
             lines.extend(f"    gap {_iso(a)} .. {_iso(b)}" for a, b in c.gaps)
+            lines.extend(
+                f"    lost {_iso(a)} .. {_iso(b)}: {n} listed, {m} stored; list again with "
+                f"cijobs export --refetch {_iso(a)} {_iso(b)}"
+                for a, b, n, m in c.lost
+            )
         if self.last_run is None:
             lines.append("last run: none recorded")
         else:
@@ -190,7 +217,9 @@ def read_status(
         if location.is_local and not location.path.is_dir():
             raise StoreError(f"{location} is not a directory; export into it first (cijobs export)")
         raise StoreError(f"{location} is not a cijobs dataset (no {JOBS_TABLE}/ Delta table)")
-    committed = commit_time(jobs_table) if jobs_table is not None else None
+    committed = (
+        commit_time(location, JOBS_TABLE, jobs_table.version()) if jobs_table is not None else None
+    )
     # The ledgers as they were until the next commit to the jobs table after the shown one.
     ledger_as_of = None
     if as_of is not None and jobs_table is not None:
@@ -216,16 +245,28 @@ def read_status(
             else:
                 states[str(row["state"])] = int(row["n"])
     ledger = read_coverage(location, ledger_as_of)
-    keys: dict[CoverageKey, int] = defaultdict(int)
+    counter = _StoredJobs(jobs_table) if ledger and jobs_table is not None else None
+    by_key: dict[CoverageKey, list[Window]] = defaultdict(list)
     for window in ledger:
-        keys[window.key] += window.jobs
+        by_key[window.key].append(window)
     coverage = []
     for key in sorted(
-        keys, key=lambda k: (k.bucket, k.region, k.tag, k.queue or "", k.states or "")
+        by_key, key=lambda k: (k.bucket, k.region, k.tag, k.queue or "", k.states or "")
     ):
-        ranges = covered_ranges([w for w in ledger if w.key == key], key)
+        windows = by_key[key]
+        ranges = covered_ranges(windows, key)
         gaps = tuple((a[1], b[0]) for a, b in itertools.pairwise(ranges))
-        coverage.append(CoverageStatus(key, tuple(ranges), gaps, keys[key]))
+        stored = counter.count(key, ranges) if counter else [0] * len(ranges)
+        lost: list[tuple[datetime, datetime, int, int]] = []
+        if counter and key.states is None:
+            # A state filter's jobs leave it as they finish; only unfiltered counts must hold.
+            found = counter.count(key, [(w.start, w.end) for w in windows])
+            lost = [
+                (w.start, w.end, w.min_jobs or 0, n)
+                for w, n in zip(windows, found, strict=True)
+                if n < (w.min_jobs or 0)
+            ]
+        coverage.append(CoverageStatus(key, tuple(ranges), gaps, sum(stored), tuple(lost)))
     runs = read_runs(location, ledger_as_of)
     return DatasetStatus(
         dataset=location.display,
@@ -242,6 +283,45 @@ def read_status(
         version=jobs_table.version() if jobs_table is not None else None,
         committed=committed,
     )
+
+
+class _StoredJobs:
+    """Counts of stored jobs per listing filter and creation-time range, from one scan."""
+
+    def __init__(self, table: DeltaTable) -> None:
+        data = query(
+            table,
+            "SELECT tag, queue_id, state, creation_time FROM t WHERE creation_time IS NOT NULL",
+        )
+        self._tags = np.asarray(pc.cast(data["tag"], pa.string()).to_numpy(zero_copy_only=False))
+        self._queues = np.asarray(
+            pc.cast(data["queue_id"], pa.string()).to_numpy(zero_copy_only=False)
+        )
+        self._states = np.asarray(
+            pc.cast(data["state"], pa.string()).to_numpy(zero_copy_only=False)
+        )
+        self._times = pc.cast(data["creation_time"], pa.int64()).to_numpy()
+        self._sorted: dict[CoverageKey, np.ndarray] = {}
+
+    def count(self, key: CoverageKey, spans: Sequence[tuple[datetime, datetime]]) -> list[int]:
+        """Stored jobs of ``key``'s filter created in each ``[start, end)`` of ``spans``."""
+        times = self._sorted.get(key)
+        if times is None:
+            mask = self._tags == key.tag
+            if key.queue is not None:
+                mask &= self._queues == key.queue
+            if key.states is not None:
+                mask &= np.isin(self._states, key.states.split(","))
+            times = self._sorted[key] = np.sort(self._times[mask])
+        bounds = np.array([[_micros(a), _micros(b)] for a, b in spans], dtype=np.int64).reshape(
+            -1, 2
+        )
+        found = np.searchsorted(times, bounds[:, 1]) - np.searchsorted(times, bounds[:, 0])
+        return [int(n) for n in found]
+
+
+def _micros(moment: datetime) -> int:
+    return int((moment - _EPOCH) / timedelta(microseconds=1))
 
 
 def check_layout(location: Location) -> None:

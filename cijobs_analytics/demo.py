@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 DEMO_JOBS = 20_000
 DEMO_DAYS = 7.0
 DEMO_SEED = 20261128
+#: The file that marks a dataset as the demo's own: only such a directory is ever replaced.
+DEMO_MARKER = ".cijobs-demo"
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class DemoResult:
     """What the demo produced.
 
     Attributes:
-        dataset: the Parquet dataset directory.
+        dataset: the dataset directory (Delta Lake tables).
         report: the HTML report, or None when only the dataset was built.
         first: the first (full) export.
         second: the second (incremental) export, after jobs advanced.
@@ -62,8 +64,8 @@ def build_demo_dataset(
 ) -> tuple[Path, ExportResult, ExportResult]:
     """Export a week of emulated jobs twice into ``out``, letting jobs advance in between.
 
-    The directory is replaced if it holds an earlier demo dataset; any other non-empty
-    directory is refused, so the demo never deletes a user's data.
+    The directory is replaced only if an earlier demo made it (it holds ``DEMO_MARKER``); any
+    other non-empty directory is refused, so the demo never deletes a user's data.
 
     Args:
         out: the dataset directory to create.
@@ -77,15 +79,21 @@ def build_demo_dataset(
         The dataset path and the two export results.
 
     Raises:
-        ConfigError: ``out`` is a non-empty directory that is not a dataset.
+        ConfigError: ``out`` is a non-empty directory the demo did not make.
     """
     dataset = Path(out)
     if dataset.exists() and any(dataset.iterdir()):
-        if not (dataset / "_ledger").is_dir():
+        if not (dataset / DEMO_MARKER).is_file():
             raise ConfigError(
-                f"{dataset} is not empty and is not a cijobs dataset; choose another --out"
+                f"{dataset} is not empty and was not made by cijobs demo (it has no "
+                f"{DEMO_MARKER}); the demo replaces only its own output: choose another --out"
             )
         shutil.rmtree(dataset)
+    dataset.mkdir(parents=True)
+    (dataset / DEMO_MARKER).write_text(
+        "made by cijobs demo; a later demo into the same place replaces this directory\n",
+        encoding="utf-8",
+    )
     _say(echo, f"starting the emulator: {jobs:,} jobs over {days:g} days (seed {seed})")
     # A little latency and a few 500s, so the run shows its retries as a real one would.
     with Emulator(jobs=jobs, days=days, seed=seed, latency_ms=5, fail_rate=0.02) as emulator:
@@ -129,10 +137,18 @@ def run_demo(
         The paths and export results.
     """
     root = Path(out)
+    if (root / "jobs" / "_delta_log").is_dir() or (root / "_ledger").is_dir():
+        raise ConfigError(
+            f"{root} holds a cijobs dataset; the demo writes dataset/ and report.html into "
+            "--out: choose a directory of its own"
+        )
+    report_path = root / "report.html"
+    if report_path.exists() and not (root / "dataset" / DEMO_MARKER).is_file():
+        raise ConfigError(f"{report_path} exists and was not written by cijobs demo")
     root.mkdir(parents=True, exist_ok=True)
     dataset, first, second = build_demo_dataset(
         root / "dataset", jobs=jobs, progress=progress, echo=echo
     )
-    report = write_report(dataset, root / "report.html")
+    report = write_report(dataset, report_path)
     _say(echo, f"report: {report}")
     return DemoResult(dataset=dataset, report=report, first=first, second=second)

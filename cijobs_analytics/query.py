@@ -57,7 +57,15 @@ from .schema import JOBS_SCHEMA
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["JOB_VIEWS", "connect", "format_result", "read_arrow", "read_frame", "read_rows"]
+__all__ = [
+    "JOB_VIEWS",
+    "check_read_only",
+    "connect",
+    "format_result",
+    "read_arrow",
+    "read_frame",
+    "read_rows",
+]
 
 _T = TypeVar("_T")
 
@@ -81,6 +89,7 @@ def connect(
     as_of: int | datetime | str | None = None,
     *,
     storage_options: dict[str, str] | None = None,
+    read_only: bool = False,
 ) -> duckdb.DuckDBPyConnection:
     """Open an in-memory DuckDB connection with the ``jobs``, ``streams`` and ``outputs`` views.
 
@@ -91,6 +100,9 @@ def connect(
         as_of: show the dataset as it was: a ``jobs`` table version (``3``) or an aware time or
             ISO string (``"2026-11-28T09:00:00Z"``), within the vacuum retention (7 days).
         storage_options: object-store options for a bucket dataset (see ``docs/architecture.md``).
+        read_only: confine the connection to reading the dataset: no other file, no ATTACH,
+            no COPY TO, no extension, and no setting can lift that (``cijobs sql`` does this
+            unless given ``--allow-writes``).
 
     Returns:
         The connection; close it when done (it is also a context manager).
@@ -123,10 +135,13 @@ def connect(
         raise QueryError(f"cannot open DuckDB: {exc}") from exc
     try:
         read_rows(con, "SET TimeZone = 'UTC'")
-        if single:
+        files = (
             _create_file_views(con, location.path)
-        else:
-            _create_dataset_views(con, location, as_of)
+            if single
+            else _create_dataset_views(con, location, as_of)
+        )
+        if read_only:
+            _confine(con, files)
     except BaseException:
         con.close()
         raise
@@ -243,7 +258,7 @@ def _check_dataset(location: Location) -> None:
         )
 
 
-def _create_file_views(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+def _create_file_views(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
     """The views over one Parquet file of jobs (``cijobs fetch --out``, or one made by hand).
 
     A fetch writes one row per job; a file from elsewhere may repeat a job, so the newest
@@ -254,12 +269,17 @@ def _create_file_views(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         "QUALIFY row_number() OVER (PARTITION BY job_id ORDER BY fetched_at DESC NULLS LAST) = 1)"
     )
     _create_job_views(con, source, path)
+    return [str(path)]
 
 
 def _create_dataset_views(
     con: duckdb.DuckDBPyConnection, location: Location, as_of: int | datetime | str | None
-) -> None:
-    """The job views over one version of the ``jobs`` table, and the ledger views."""
+) -> list[str]:
+    """The job views over one version of the ``jobs`` table, and the ledger views.
+
+    Returns:
+        The local files the views read (none for a bucket: Arrow reads those).
+    """
     table = open_table(location, JOBS_TABLE, as_of)
     if table is None:
         raise QueryError(f"{location} is not a cijobs dataset (no {JOBS_TABLE}/ Delta table)")
@@ -279,6 +299,43 @@ def _create_dataset_views(
     moment = superseded_at(location, JOBS_TABLE, table.version()) if as_of is not None else None
     _register_table(con, "coverage", coverage_table(location, moment))
     _register_table(con, "runs", runs_table(location, moment))
+    return [uri.removeprefix("file://") for uri in uris] if location.is_local else []
+
+
+def _confine(con: duckdb.DuckDBPyConnection, files: Sequence[str]) -> None:
+    """Let ``con`` open only ``files`` from now on, and lock its configuration."""
+    read_rows(con, "SET allowed_paths = ?", [list(files)])
+    read_rows(con, "SET enable_external_access = false")
+    read_rows(con, "SET lock_configuration = true")
+
+
+#: Statements ``cijobs sql`` runs without ``--allow-writes``: queries and their plans.
+_READ_STATEMENTS = frozenset({"SELECT", "EXPLAIN"})
+
+
+def check_read_only(sql: str) -> None:
+    """Refuse anything but one query (``SELECT``, ``WITH``, ``FROM``, ``DESCRIBE``, ``EXPLAIN``...).
+
+    Raises:
+        QueryError: the text is empty, holds several statements, or one that writes, attaches,
+            loads or configures; the message names it and the way to run it anyway.
+    """
+    if not isinstance(sql, str) or not sql.strip().rstrip(";").strip():
+        raise QueryError('no SQL given: pass a query, e.g. "SELECT count(*) FROM jobs"')
+    try:
+        with duckdb.connect(":memory:", config=_CONFIG) as scratch:
+            statements = scratch.extract_statements(sql)
+    except duckdb.Error as exc:
+        text = str(exc).strip()
+        raise QueryError(f"query failed: {text.splitlines()[0] if text else exc}") from exc
+    if len(statements) != 1:
+        raise QueryError(f"one query at a time, got {len(statements)} statements")
+    kind = statements[0].type.name
+    if kind not in _READ_STATEMENTS:
+        raise QueryError(
+            f"{kind} statements are refused: cijobs sql reads the dataset only; pass "
+            "--allow-writes to run statements that write files or change the session"
+        )
 
 
 def _create_job_views(con: duckdb.DuckDBPyConnection, source: str, where: object) -> None:

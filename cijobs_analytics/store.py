@@ -35,7 +35,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -77,6 +77,7 @@ from ._tables import (
     open_table,
     query,
     quote,
+    repair,
     upsert,
 )
 from ._times import TimeLike, parse_span, resolve_since, to_utc, utc_now
@@ -214,6 +215,7 @@ def export(
     overlap: timedelta | str = DEFAULT_OVERLAP,
     batch_rows: int = BATCH_ROWS,
     storage_options: dict[str, str] | None = None,
+    refetch: Sequence[tuple[TimeLike, TimeLike]] | None = None,
 ) -> ExportResult:
     """Bring a Delta Lake dataset of jobs up to date; safe to run from cron.
 
@@ -236,6 +238,8 @@ def export(
             progress more often, more make fewer commits and files.
         storage_options: object-store options for a bucket dataset, on top of the ``AWS_*``
             environment (``s3://``) or the client's credentials and region (``cos://``).
+        refetch: creation-time ranges ``(start, end)`` to list again whatever the coverage
+            says, e.g. after rows were lost (``cijobs status`` names such ranges).
 
     Returns:
         An :class:`ExportResult` with the counts and the requests made.
@@ -264,6 +268,7 @@ def export(
         raise ConfigError(
             f"since ({lower.isoformat()}) is not before the end ({upper.isoformat()})"
         )
+    again = _refetch_ranges(refetch, upper)
     lag = parse_span(overlap) if isinstance(overlap, str) else overlap
     if not isinstance(lag, timedelta) or lag < timedelta(0):
         raise ConfigError(f"overlap must be a span such as 10min, got {overlap!r}")
@@ -289,6 +294,7 @@ def export(
         "overlap_s": lag.total_seconds(),
         "workers": workers,
         "qps": qps,
+        "refetch": [[a.isoformat(), b.isoformat()] for a, b in again] or None,
     }
     lock = open_lock(location)
     run = _Run(client, location, state_list, workers, qps, progress, batch_rows, lock.check)
@@ -301,7 +307,8 @@ def export(
                 for tag in tag_list
                 for queue in queue_list
             ]
-            plan = run.plan_discovery(keys, lower, upper, lag)
+            lost = [(_day_start(d), _day_start(d) + timedelta(days=1)) for d in run.lost_days]
+            plan = run.plan_discovery(keys, lower, upper, lag, [*again, *lost])
             open_jobs = run.scan_open(tag_list, queue_list)
             run.discover(plan)
             # A listing under a state filter cannot see a job that left those states, so then
@@ -368,6 +375,7 @@ class _Run:
         self.ledger: list[Window] = []
         self.runs: list[dict[str, Any]] = []
         self._table: DeltaTable | None = None
+        self.lost_days: list[date] = []
         self._rows: list[pa.Table] = []
         self._buffered = 0
         self._missing: dict[date, set[str]] = defaultdict(set)
@@ -383,10 +391,18 @@ class _Run:
         return self._table
 
     def prepare(self) -> None:
-        """Open (or create) the jobs table and read the ledgers."""
+        """Open (or create) the jobs table, drop files gone from storage, read the ledgers."""
         self._table = open_table(self.location, JOBS_TABLE) or create_table(
             self.location, JOBS_TABLE, JOBS_TABLE_SCHEMA, partition_by=["date"]
         )
+        self.lost_days = repair(self.table)
+        if self.lost_days:
+            logger.warning(
+                "data files of %d days were missing from storage and are dropped from the "
+                "table; their jobs are listed again: %s",
+                len(self.lost_days),
+                ", ".join(d.isoformat() for d in self.lost_days),
+            )
         self.counts.version = self.table.version()
         self.ledger = read_coverage(self.location)
         self.runs = read_runs(self.location)
@@ -397,8 +413,9 @@ class _Run:
         lower: datetime | None,
         upper: datetime,
         lag: timedelta,
+        again: Sequence[tuple[datetime, datetime]] = (),
     ) -> dict[CoverageKey, list[tuple[datetime, datetime]]]:
-        """The creation-time ranges each key must list this run."""
+        """The creation-time ranges each key must list this run (``again`` whatever is covered)."""
         if lower is None:
             starts = [w.start for w in self.ledger]
             if not starts:
@@ -414,7 +431,7 @@ class _Run:
             if covered and lag > timedelta(0):
                 mark = min(covered[-1][1], upper)
                 ranges.append((max(lower, mark - lag), mark))
-            plan[key] = union(r for r in ranges if r[0] < r[1])
+            plan[key] = union(r for r in [*ranges, *again] if r[0] < r[1])
         return plan
 
     def scan_open(self, tags: Sequence[str], queues: Sequence[str | None]) -> list[OpenJob]:
@@ -675,6 +692,29 @@ def _names(values: Iterable[str], what: str) -> list[str]:
     if not out or not all(isinstance(v, str) and v.strip() for v in out):
         raise ConfigError(f"{what} must be non-empty strings, got {out!r}")
     return [v.strip() for v in out]
+
+
+def _refetch_ranges(
+    ranges: Sequence[tuple[TimeLike, TimeLike]] | None, upper: datetime
+) -> list[tuple[datetime, datetime]]:
+    """Check ``refetch`` ranges; whole seconds, capped at ``upper``."""
+    out = []
+    for item in ranges or ():
+        if not isinstance(item, tuple | list) or len(item) != 2:
+            raise ConfigError(f"refetch takes (start, end) pairs, got {item!r}")
+        start = _floor(to_utc(item[0], name="refetch start"))
+        end = min(_ceil(to_utc(item[1], name="refetch end")), upper)
+        if start >= end:
+            raise ConfigError(
+                f"refetch range {start.isoformat()} .. {end.isoformat()} is empty: the start "
+                "must be before the end (and before now)"
+            )
+        out.append((start, end))
+    return out
+
+
+def _day_start(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def _floor(value: datetime) -> datetime:

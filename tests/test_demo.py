@@ -10,7 +10,9 @@ from pathlib import Path
 import duckdb
 import pytest
 from deltalake import DeltaTable
+from job_datasets import sample_jobs, write_dataset
 
+import cijobs_analytics as cj
 from cijobs_analytics.demo import build_demo_dataset
 from cijobs_analytics.errors import ConfigError
 
@@ -59,8 +61,27 @@ def test_demo_refuses_a_directory_that_is_not_a_dataset(tmp_path: Path) -> None:
     (precious / "thesis.tex").write_text("do not delete", encoding="utf-8")
     run = _demo("--out", str(tmp_path / "out"), "--jobs", "300")
     assert run.returncode == 2
-    assert "is not a cijobs dataset" in run.stderr
+    assert "was not made by cijobs demo" in run.stderr
     assert (precious / "thesis.tex").read_text(encoding="utf-8") == "do not delete"
+
+
+def test_demo_never_replaces_a_dataset_an_export_made(tmp_path: Path) -> None:
+    """A real dataset (not marked as the demo's) where the demo would write is left alone."""
+    real = tmp_path / "out" / "dataset"
+    write_dataset(real, sample_jobs(30))
+    before = DeltaTable(str(real / "jobs")).version()
+    run = _demo("--out", str(tmp_path / "out"), "--jobs", "300")
+    assert run.returncode == 2
+    assert "was not made by cijobs demo" in run.stderr
+    assert DeltaTable(str(real / "jobs")).version() == before
+    with cj.connect(real) as con:
+        assert con.execute("SELECT count(*) FROM jobs").fetchone() == (30,)
+    # Pointed at the dataset itself, it refuses too instead of writing into it.
+    inside = _demo("--out", str(real), "--jobs", "300")
+    assert inside.returncode == 2
+    assert "holds a cijobs dataset" in inside.stderr
+    assert not (real / "dataset").exists()
+    assert not (real / "report.html").exists()
 
 
 def test_demo_refuses_bad_values_as_usage_errors(tmp_path: Path) -> None:
@@ -76,5 +97,5 @@ def test_build_demo_dataset_counts(tmp_path: Path) -> None:
     assert second.jobs_updated == first.open_jobs
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "x").write_text("x", encoding="utf-8")
-    with pytest.raises(ConfigError, match="not a cijobs dataset"):
+    with pytest.raises(ConfigError, match="was not made by cijobs demo"):
         build_demo_dataset(tmp_path / "other", jobs=100)

@@ -114,6 +114,8 @@ def test_time_travel_shows_the_first_runs_state(live: Emulator, target: Target) 
     assert target.rows(("state",), as_of=moment.isoformat()) == before
     past = target.status(as_of=first.version)
     assert (past.jobs, past.version, past.runs) == (1500, first.version, 1)
+    assert past.committed is not None
+    assert past.committed < (target.status().committed or past.committed)
     assert sum(past.open_jobs.values()) == len(open_before)
 
 
@@ -423,3 +425,83 @@ def test_readers_without_this_package_see_one_row_per_job(live: Emulator, tmp_pa
         "SELECT count(*), count(DISTINCT job_id) FROM read_parquet(?)", [files]
     ).fetchone() or (0, 0)
     assert total == distinct == 1510
+
+
+def _drop_one_data_file(target: Target) -> str:
+    """Delete one live data file of the jobs table from storage, as a careless hand would."""
+    (uri,) = target.jobs_table().file_uris()[:1]
+    relative = uri.split(f"{target.uri.rstrip('/')}/", 1)[1]
+    if target.kind == "local":
+        (Path(target.uri) / relative).unlink()
+    else:
+        import obstore
+
+        obstore.delete(target.location.object_store(), relative)
+    return relative
+
+
+def test_a_lost_data_file_is_dropped_and_its_days_listed_again(
+    live: Emulator, target: Target
+) -> None:
+    client = client_of(live)
+    target.export(client, since="3d")
+    lost = _drop_one_data_file(target)
+    day = lost.split("date=", 1)[1][:10]
+    with pytest.raises(StoreError, match="a data file is missing"):
+        target.status()
+    healed = target.export(client)
+    # The day's only file held every job of that day: all of them come back, nothing else.
+    assert healed.jobs_new == sum(
+        1 for j in live.truth() if j.creation_time.date().isoformat() == day
+    )
+    assert_equal_truth(target, live)
+    assert target.status().lost == 0
+
+
+def test_status_counts_jobs_from_the_data_and_names_ranges_to_refetch(
+    live: Emulator, target: Target
+) -> None:
+    client = client_of(live)
+    target.export(client, since="3d", tags=["Transcode", "Snapshot"])
+    status = target.status()
+    counts = {c.key.tag: c.jobs for c in status.coverage}
+    stored = target.rows(("tag",))
+    assert counts == {
+        tag: sum(1 for r in stored.values() if r["tag"] == tag) for tag in ("Transcode", "Snapshot")
+    }
+    assert status.lost == 0
+    # Jobs vanish from the data behind the ledger's back (a delete by hand, say).
+    table = target.jobs_table()
+    table.delete("tag = 'Snapshot'")
+    after = target.status()
+    snapshot = next(c for c in after.coverage if c.key.tag == "Snapshot")
+    assert snapshot.jobs == 0
+    assert snapshot.lost
+    assert all(held == 0 for _, _, _, held in snapshot.lost)
+    assert "cijobs export --refetch" in str(after)
+    assert json.loads(after.to_json())["lost"] == len(snapshot.lost)
+    # An ordinary run does not bring them back (the ledger says they are covered) ...
+    target.export(client, tags=["Snapshot"])
+    assert target.status().lost == len(snapshot.lost)
+    # ... a refetch of the ranges status names does.
+    ranges = [(start, end) for start, end, _, _ in snapshot.lost]
+    again = target.export(client, tags=["Snapshot"], refetch=ranges)
+    assert again.jobs_new == counts["Snapshot"]
+    assert target.status().lost == 0
+    assert {j for j, r in target.rows(("tag",)).items() if r["tag"] == "Snapshot"} == {
+        j for j, r in stored.items() if r["tag"] == "Snapshot"
+    }
+
+
+def test_refetch_ranges_are_checked(live: Emulator, tmp_path: Path) -> None:
+    client = client_of(live)
+    with pytest.raises(ConfigError, match=r"refetch range .* is empty"):
+        cj.export(client, tmp_path / "ds", since="1d", refetch=[("2026-11-02", "2026-11-01")])
+    with pytest.raises(ConfigError, match="naive"):
+        cj.export(
+            client,
+            tmp_path / "ds",
+            since="1d",
+            refetch=[(datetime(2026, 11, 1), datetime(2026, 11, 2))],
+        )
+    assert not (tmp_path / "ds").exists()

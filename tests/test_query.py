@@ -14,7 +14,7 @@ from cijobs_analytics import QueryError, StoreError
 from cijobs_analytics._ledger import CoverageKey, Window, add_coverage, append_run
 from cijobs_analytics._location import resolve_location
 from cijobs_analytics._tables import JOBS_TABLE, JOBS_TABLE_SCHEMA, create_table
-from cijobs_analytics.query import connect, read_arrow, read_frame
+from cijobs_analytics.query import check_read_only, connect, read_arrow, read_frame, read_rows
 from cijobs_analytics.schema import JOBS_SCHEMA, OUTPUTS_SCHEMA, STREAMS_SCHEMA
 
 
@@ -199,3 +199,63 @@ def test_an_old_plain_parquet_dataset_is_refused_with_what_to_do(tmp_path: Path)
     )
     with pytest.raises(StoreError, match=r"plain-Parquet layout .* export into a new location"):
         connect(root)
+
+
+def test_a_read_only_connection_reads_the_dataset_and_nothing_else(
+    dataset: Path, tmp_path: Path, rows: list[dict[str, object]]
+) -> None:
+    outside = tmp_path / "outside.csv"
+    outside.write_text("a\n1\n")
+    with connect(dataset, read_only=True) as con:
+        assert read_frame(con, "SELECT count(*) AS n FROM jobs")["n"].tolist() == [len(rows)]
+        assert len(read_frame(con, "SELECT * FROM streams")) > 0
+        for sql in (
+            f"SELECT * FROM read_csv('{outside}')",  # noqa: S608 - a test path
+            f"COPY (SELECT 1) TO '{tmp_path / 'out.csv'}'",
+            f"ATTACH '{tmp_path / 'other.db'}'",
+            "SET enable_external_access = true",
+            "INSTALL httpfs",
+        ):
+            with pytest.raises(QueryError):
+                read_rows(con, sql)
+    assert not (tmp_path / "out.csv").exists()
+    assert not (tmp_path / "other.db").exists()
+    # An ordinary connection is the user's own: it may read what they ask.
+    with connect(dataset) as con:
+        query = f"SELECT a FROM read_csv('{outside}')"  # noqa: S608 - a test path
+        assert read_frame(con, query)["a"].tolist() == [1]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT 1",
+        "WITH a AS (SELECT 1) SELECT * FROM a",
+        "FROM jobs",
+        "DESCRIBE jobs",
+        "EXPLAIN SELECT * FROM jobs",
+        "SELECT 1;",
+    ],
+)
+def test_queries_pass_the_read_only_check(sql: str) -> None:
+    check_read_only(sql)
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        ("", "no SQL given"),
+        ("   \n\t ", "no SQL given"),
+        (";", "no SQL given"),
+        ("SELECT 1; SELECT 2", "one query at a time"),
+        ("COPY (SELECT 1) TO 'x.csv'", "COPY statements are refused"),
+        ("ATTACH 'x.db'", "ATTACH statements are refused"),
+        ("CREATE TABLE t AS SELECT 1", "CREATE statements are refused"),
+        ("INSTALL httpfs", "LOAD statements are refused"),
+        ("SET threads = 1", "SET statements are refused"),
+        ("SELEC 1", "query failed"),
+    ],
+)
+def test_anything_but_one_query_is_refused_with_the_way_out(sql: str, message: str) -> None:
+    with pytest.raises(QueryError, match=message):
+        check_read_only(sql)

@@ -712,6 +712,21 @@ def test_coverage_merges_small_neighbours_and_keeps_busy_windows(tmp_path: Path)
     assert query(table, "SELECT * FROM t").column_names == COVERAGE_SCHEMA.names
 
 
+def test_the_sure_count_of_a_trimmed_window_is_what_the_newer_one_cannot_have_taken(
+    tmp_path: Path,
+) -> None:
+    location = resolve_location(tmp_path)
+    ledger = add_coverage(location, [], [win(0, 10, 500)])
+    assert [w.min_jobs for w in ledger] == [500]
+    # The overlap re-read of the last hour lists 40 jobs: at most 40 of the 500 were there.
+    ledger = add_coverage(location, ledger, [win(9, 11, 40, fetched_h=12)])
+    assert [(w.jobs, w.min_jobs) for w in ledger] == [(450, 460), (40, 40)]
+    assert [w.min_jobs for w in read_coverage(location)] == [460, 40]
+    # A cut in the middle leaves two pieces that cannot tell how the rest divides.
+    ledger = add_coverage(location, ledger, [win(2, 3, 7, fetched_h=13)])
+    assert [w.min_jobs for w in ledger] == [0, 7, 0, 40]
+
+
 def test_newer_coverage_trims_what_it_overlaps_and_older_coverage_stays_readable(
     tmp_path: Path,
 ) -> None:
@@ -882,13 +897,22 @@ def test_status_reports_coverage_gaps_open_jobs_and_last_run(tmp_path: Path) -> 
     assert data["coverage"][0]["gaps"] == [
         ["2026-11-01T10:00:00+00:00", "2026-11-01T11:00:00+00:00"]
     ]
-    assert data["coverage"][0]["jobs"] == 400
+    # Jobs counted in the data (a, b, c lie in the first window, d in no window), not the
+    # 400 the windows were listed with; both windows now hold fewer than they were listed with.
+    assert data["coverage"][0]["jobs"] == 3
+    assert [(w["listed"], w["stored"]) for w in data["coverage"][0]["lost"]] == [(200, 3), (200, 0)]
+    assert data["lost"] == status.lost == 2
     assert data["last_run"]["requests"] == 7
     text = str(status)
     assert "4 jobs in 2 partitions (2 files" in text
     assert "open jobs: 2 (1 Running, 1 Submitted)" in text
     assert "open jobs the service no longer knows: 1" in text
     assert "gap 2026-11-01T10:00:00+00:00 .. 2026-11-01T11:00:00+00:00" in text
+    assert (
+        "lost 2026-11-01T08:00:00+00:00 .. 2026-11-01T10:00:00+00:00: 200 listed, 3 stored; "
+        "list again with cijobs export --refetch 2026-11-01T08:00:00+00:00 "
+        "2026-11-01T10:00:00+00:00"
+    ) in text
     assert "last run: ok" in text
 
 
