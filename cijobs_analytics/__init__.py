@@ -1,7 +1,7 @@
 """cijobs_analytics: Tencent Cloud Infinite media-job histories as analysis-ready data.
 
 Pages through ``GET /jobs`` (DescribeMediaJobs), flattens each XML page into a typed Arrow
-table, keeps an incremental Parquet dataset current, and answers throughput and failure
+table, keeps an incremental Delta Lake dataset current, and answers throughput and failure
 questions with DuckDB and matplotlib.
 """
 

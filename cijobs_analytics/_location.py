@@ -95,6 +95,8 @@ _CLIENT_KEYS = frozenset(
 _SECRET_KEYS = frozenset({"secret_access_key", "session_token"})
 _COS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]*-\d{5,}$")
 _S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+#: What S3's naming rules forbid beyond the characters: ``..``, ``.-``, ``-.``, an IPv4 address.
+_BAD_S3_BUCKET = re.compile(r"\.\.|\.-|-\.|^\d+\.\d+\.\d+\.\d+$")
 _REGION = re.compile(r"^[a-z0-9][a-z0-9-]*[a-z0-9]$")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 
@@ -171,8 +173,11 @@ class Location:
         endpoint = options.get("endpoint")
         virtual = _truthy(options.get("virtual_hosted_style_request"))
         if endpoint:
-            parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
-            host = parts.netloc
+            try:
+                parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+                host = parts.netloc
+            except ValueError as exc:
+                raise ConfigError(f"cannot configure storage for {self.display}: {exc}") from exc
             if virtual and host.startswith(f"{self.bucket}."):
                 # object_store wants the bucket in a virtual-hosted endpoint, pyarrow adds it.
                 host = host[len(self.bucket) + 1 :]
@@ -236,6 +241,11 @@ def resolve_location(
     options = _normalise(storage_options or {})
     scheme = urlsplit(text).scheme.lower() if "://" in text else ""
     if scheme in ("", "file"):
+        if scheme == "file" and urlsplit(text).netloc not in ("", "localhost"):
+            raise ConfigError(
+                f"{text}: a file:// URI names no host (file:///absolute/path); for a relative "
+                "path drop the file://"
+            )
         if options:
             raise ConfigError(
                 f"storage options ({', '.join(sorted(options))}) apply to s3:// and cos:// "
@@ -247,7 +257,7 @@ def resolve_location(
     env = os.environ if environ is None else environ
     bucket, prefix = _bucket_and_prefix(text, scheme)
     if scheme == "s3":
-        if not _S3_BUCKET.match(bucket):
+        if not _S3_BUCKET.match(bucket) or _BAD_S3_BUCKET.search(bucket):
             raise ConfigError(f"{text}: {bucket!r} is not a valid S3 bucket name")
         merged = {opt: env[var] for var, opt in _AWS_ENV.items() if env.get(var)}
         merged.update(options)
@@ -299,17 +309,26 @@ def _cos_location(
         )
     if not _REGION.match(chosen):
         raise ConfigError(f"{text}: {chosen!r} is not a COS region such as ap-guangzhou")
-    creds = credentials if credentials is not None else Credentials.from_env(env)
     mapped = {
         "endpoint": COS_ENDPOINT.format(bucket=bucket, region=chosen),
         "virtual_hosted_style_request": "true",
         "region": chosen,
-        "access_key_id": creds.secret_id,
-        "secret_access_key": creds.secret_key,
+        # object_store also reads AWS_* variables for what the options leave unset: never
+        # let one make COS requests unsigned.
+        "skip_signature": "false",
     }
-    if creds.token:
-        mapped["session_token"] = creds.token
+    if not {"access_key_id", "secret_access_key"} <= options.keys():
+        creds = credentials if credentials is not None else Credentials.from_env(env)
+        mapped.update(access_key_id=creds.secret_id, secret_access_key=creds.secret_key)
+        if creds.token:
+            mapped["session_token"] = creds.token
     mapped.update(options)
+    if "session_token" not in mapped and os.environ.get("AWS_SESSION_TOKEN"):
+        raise ConfigError(
+            f"{text}: AWS_SESSION_TOKEN is set, and the storage clients would send it to COS "
+            "with a TENCENTCLOUD key that has no token; unset it for cos:// datasets (or set "
+            "TENCENTCLOUD_SESSION_TOKEN for temporary Tencent Cloud keys)"
+        )
     return Location(_s3_uri(bucket, prefix), text, mapped)
 
 
@@ -318,6 +337,11 @@ def _bucket_and_prefix(text: str, scheme: str) -> tuple[str, str]:
     if parts.query or parts.fragment:
         raise ConfigError(f"{text}: a dataset URI takes no ?query or #fragment")
     bucket = parts.netloc
+    if "@" in bucket:
+        raise ConfigError(
+            f"{scheme}://{bucket.rsplit('@', 1)[1]}{parts.path}: credentials do not go in the "
+            "URI; set them in the environment or in storage options"
+        )
     if not bucket:
         raise ConfigError(f"{text}: no bucket; write {scheme}://bucket/prefix")
     prefix = parts.path.strip("/")

@@ -11,7 +11,7 @@ Every error the package raises on purpose derives from :class:`CIJobsError`::
     │   └── ServerError                 5xx                           (transient)
     ├── TransportError (OSError)        timeouts, resets, incomplete reads (transient)
     ├── ResponseParseError              a body that is not a DescribeMediaJobs page (transient)
-    ├── StoreError                      the Parquet dataset: lock held, foreign or corrupt files
+    ├── StoreError                      the Delta dataset: lock held, foreign or lost files
     └── QueryError                      DuckDB views and reports: bad arguments, failed SQL
 
 Retry logic keys on the ``transient`` attribute, never on message text. Messages are built
@@ -138,7 +138,7 @@ class ResponseParseError(CIJobsError):
 
 
 class StoreError(CIJobsError):
-    """The Parquet dataset cannot be read or written as asked."""
+    """The dataset (its Delta tables, ledgers or lock) cannot be read or written as asked."""
 
 
 class QueryError(CIJobsError, ValueError):

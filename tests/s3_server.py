@@ -332,3 +332,268 @@ def _handler_for(proxy: S3Proxy) -> type[BaseHTTPRequestHandler]:
         do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward  # noqa: N815
 
     return Handler
+
+
+class VirtualHostProxy:
+    """A loopback HTTP forward proxy, in a child process, serving virtual-hosted S3 from moto.
+
+    A client configured with ``proxy_url`` (object_store) or ``proxy_options`` (pyarrow) sends
+    it absolute-form requests such as
+    ``GET http://examplebucket-1250000000.cos.ap-guangzhou.myqcloud.com/jobs/_lock``, for hosts
+    that do not resolve here. The proxy records each request, then forwards it path-style to
+    the server (``/examplebucket-1250000000/jobs/_lock``, the bucket being the first label of
+    the host) and returns the server's answer. Moto does not verify signatures, so a request
+    signed for the virtual host still works. Only ``http://`` targets can be served: an
+    ``https://`` endpoint would reach the proxy as a ``CONNECT`` tunnel, which is recorded and
+    refused with 501.
+
+    It runs in a child process, like moto itself: deltalake's ``DeltaTable.history()`` and
+    ``repair()`` block while holding the GIL, so a proxy thread in the test process would not
+    answer them until their requests time out. The child appends each request to a JSON-lines
+    file before forwarding it, so a request the client got an answer to is always recorded.
+
+    Args:
+        target: the endpoint to forward to, e.g. ``S3Server.endpoint``.
+
+    Example:
+        >>> with VirtualHostProxy(s3.endpoint) as proxy:  # doctest: +SKIP
+        ...     options = {"endpoint": "http://b-1250000000.cos.ap-guangzhou.myqcloud.com",
+        ...                "allow_http": "true", "proxy_url": proxy.url}
+    """
+
+    class Request:
+        """One request as the proxy received it.
+
+        Attributes:
+            method: the HTTP method.
+            url: the request target, an absolute URL for a proxied request.
+            host: the ``Host`` header.
+            headers: every header, names in lower case.
+        """
+
+        def __init__(self, method: str, url: str, host: str, headers: Mapping[str, str]) -> None:
+            self.method = method
+            self.url = url
+            self.host = host
+            self.headers = dict(headers)
+
+        def __repr__(self) -> str:  # no headers: a failing assert must not print a token
+            return f"Request({self.method} {self.url} Host={self.host})"
+
+        @property
+        def authorization(self) -> str | None:
+            """The ``Authorization`` header (the signature), if any."""
+            return self.headers.get("authorization")
+
+        @property
+        def security_token(self) -> str | None:
+            """The ``x-amz-security-token`` header (a session token), if any."""
+            return self.headers.get("x-amz-security-token")
+
+        @property
+        def path(self) -> str:
+            """The path of the URL (the object key with a leading slash)."""
+            return urlsplit(self.url).path
+
+    #: Request headers that concern the hop to the proxy, not the server behind it.
+    _DROPPED = frozenset(
+        {
+            *_HOP_HEADERS,
+            "host",
+            "content-length",
+            "expect",
+            "proxy-connection",
+            "proxy-authorization",
+        }
+    )
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.port: int | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: Path | None = None
+        self._seen = 0  # records before this line were cleared
+
+    @property
+    def url(self) -> str:
+        """The proxy's URL, for ``proxy_url``."""
+        if self.port is None:
+            raise RuntimeError("the proxy is not started")
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def requests(self) -> list[VirtualHostProxy.Request]:
+        """The requests received since the start (or the last :meth:`clear`), oldest first."""
+        import json  # here, like boto3 above, so that importing this module stays cheap
+
+        records = [json.loads(line) for line in self._lines()[self._seen :]]
+        return [VirtualHostProxy.Request(**record) for record in records]
+
+    def clear(self) -> None:
+        """Forget the requests received so far."""
+        self._seen = len(self._lines())
+
+    def start(self) -> VirtualHostProxy:
+        """Start the child and wait until it listens.
+
+        Raises:
+            RuntimeError: it exited or did not listen within ``START_TIMEOUT_S``.
+        """
+        if self._proc is not None:
+            return self
+        handle, name = tempfile.mkstemp(prefix="virtual-host-proxy-", suffix=".jsonl")
+        os.close(handle)
+        self._log = Path(name)
+        ready = self._log.with_suffix(".port")
+        code = (
+            "import sys; sys.path.insert(0, sys.argv[1]); "
+            "from s3_server import VirtualHostProxy; VirtualHostProxy._serve(*sys.argv[2:])"
+        )
+        here = str(Path(__file__).resolve().parent)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", code, here, self.target, str(self._log), str(ready)],
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline and self._proc.poll() is None:
+            if ready.exists() and ready.read_text().strip():
+                self.port = int(ready.read_text())
+                ready.unlink()
+                return self
+            time.sleep(0.01)
+        self.stop()
+        raise RuntimeError(f"the virtual-host proxy did not start within {START_TIMEOUT_S:.0f} s")
+
+    def stop(self) -> None:
+        """Stop the child (terminate, then kill) and remove its log; a no-op when not running."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=STOP_TIMEOUT_S)
+        if self._log is not None:
+            self._log.with_suffix(".port").unlink(missing_ok=True)
+            self._log.unlink(missing_ok=True)
+            self._log = None
+        self.port = None
+
+    def __enter__(self) -> VirtualHostProxy:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _lines(self) -> list[str]:
+        if self._log is None:
+            raise RuntimeError("the proxy is not started")
+        text = self._log.read_text()
+        # A record is complete once its newline is written; a torn last line is not one yet.
+        return text.split("\n")[:-1]
+
+    @staticmethod
+    def _serve(target: str, log: str, ready: str) -> None:
+        """The child's main: serve until terminated, appending each request to ``log``."""
+        import json
+
+        parts = urlsplit(target)
+        target_host, target_port = parts.hostname or "127.0.0.1", parts.port or 80
+        guard = threading.Lock()
+        out = open(log, "a", encoding="utf-8")  # noqa: SIM115 - open until the child dies
+
+        def record(method: str, url: str, headers: dict[str, str]) -> None:
+            line = json.dumps(
+                {"method": method, "url": url, "host": headers.get("host", ""), "headers": headers}
+            )
+            with guard:
+                out.write(line + "\n")
+                out.flush()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            timeout = 60  # an idle keep-alive connection does not hold a thread for ever
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass  # the test output is no place for an access log
+
+            def _read_body(self) -> bytes:
+                if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                    pieces: list[bytes] = []
+                    while True:
+                        size = int(self.rfile.readline().split(b";", 1)[0].strip(), 16)
+                        if size == 0:
+                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                                pass  # trailers
+                            return b"".join(pieces)
+                        pieces.append(self.rfile.read(size))
+                        self.rfile.readline()  # the CRLF after each chunk
+                length = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(length) if length else b""
+
+            def _refuse(self, status: int, message: str) -> None:
+                data = message.encode()
+                self.send_response_only(status)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(data)
+                self.close_connection = True
+
+            def _forward(self) -> None:
+                body = self._read_body()
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                record(self.command, self.path, headers)
+                url = urlsplit(self.path)
+                if self.command == "CONNECT" or url.scheme != "http" or not url.hostname:
+                    self._refuse(501, f"this proxy forwards absolute http:// URLs, not {self.path}")
+                    return
+                bucket = url.hostname.split(".", 1)[0]
+                path = f"/{bucket}{url.path}" if url.path not in ("", "/") else f"/{bucket}"
+                if url.query:
+                    path = f"{path}?{url.query}"
+                conn = http.client.HTTPConnection(target_host, target_port, timeout=30)
+                try:
+                    conn.putrequest(self.command, path, skip_host=True, skip_accept_encoding=True)
+                    # moto takes the bucket from a Host it does not know, so it gets its own.
+                    conn.putheader("Host", f"{target_host}:{target_port}")
+                    for name, value in self.headers.items():
+                        if name.lower() not in VirtualHostProxy._DROPPED:
+                            conn.putheader(name, value)
+                    conn.putheader("Content-Length", str(len(body)))
+                    conn.endheaders(body)
+                    response = conn.getresponse()
+                    data = response.read()  # http.client undoes chunking and knows HEAD has none
+                    self.send_response_only(response.status)
+                    for name, value in response.getheaders():
+                        if name.lower() not in _HOP_HEADERS and name.lower() != "content-length":
+                            self.send_header(name, value)
+                    # A HEAD answer announces the length of the body it does not send.
+                    length = response.getheader("Content-Length", "0")
+                    self.send_header(
+                        "Content-Length", length if self.command == "HEAD" else str(len(data))
+                    )
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(data)
+                finally:
+                    conn.close()
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_CONNECT = _forward  # noqa: N815
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        # Written whole, then renamed: the parent never reads half a port number.
+        partial = f"{ready}.partial"
+        Path(partial).write_text(str(server.server_address[1]))
+        os.replace(partial, ready)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        server.serve_forever()
