@@ -83,6 +83,8 @@ def dedupe(table: pa.Table) -> pa.Table:
     """
     if table.num_rows == 0:
         return table
+    if pc.count_distinct(table["job_id"]).as_py() == table.num_rows:
+        return table  # the common case: nothing to drop, and no copy of a large batch
     keyed = table.append_column("__final", is_final(table))
     order = pc.sort_indices(
         keyed,
@@ -165,8 +167,10 @@ def plan_upsert(
     """
     fresh = dedupe(incoming)
     in_stored = pc.is_in(fresh["job_id"], value_set=stored["job_id"])
-    new_rows = fresh.filter(pc.invert(in_stored))
-    both = fresh.filter(in_stored)
+    if stored.num_rows and pc.any(in_stored).as_py():
+        new_rows, both = fresh.filter(pc.invert(in_stored)), fresh.filter(in_stored)
+    else:  # a first export's batch: all new, and no copy of it
+        new_rows, both = fresh, fresh.schema.empty_table()
     pieces = [new_rows]
     replaced = pa.array([], pa.string())
     if both.num_rows:
@@ -178,7 +182,7 @@ def plan_upsert(
         pieces.append(replacements)
     marks = _marks(stored, not_found, replaced, marked_at)
     pieces.append(marks)
-    rows = pa.concat_tables(pieces)
+    rows = pa.concat_tables([piece for piece in pieces if piece.num_rows] or [new_rows])
     rows = rows.take(pc.sort_indices(rows, ROW_ORDER))
     return UpsertPlan(with_date(rows), new_rows.num_rows, len(replaced) + marks.num_rows)
 
