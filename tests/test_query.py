@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -259,3 +261,30 @@ def test_queries_pass_the_read_only_check(sql: str) -> None:
 def test_anything_but_one_query_is_refused_with_the_way_out(sql: str, message: str) -> None:
     with pytest.raises(QueryError, match=message):
         check_read_only(sql)
+
+
+@pytest.mark.parametrize("where", ["parent", "jobs", "empty"])
+@pytest.mark.parametrize("command", ["sql", "report"])
+def test_the_cli_readers_refuse_a_folder_that_is_no_dataset(
+    dataset: Path, tmp_path: Path, where: str, command: str
+) -> None:
+    """A wrong folder is an error naming the fix (exit 1), never an empty answer (exit 0)."""
+    (tmp_path / "empty").mkdir()
+    target = {"parent": dataset.parent, "jobs": dataset / "jobs", "empty": tmp_path / "empty"}
+    args = (
+        ["SELECT count(*) FROM jobs"] if command == "sql" else ["--out", str(tmp_path / "r.html")]
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "cijobs_analytics", command, "--dataset", str(target[where]), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stdout
+    assert "Traceback" not in done.stderr
+    expected = (
+        f"pass the dataset itself: '{dataset}'" if where == "jobs" else "not a cijobs dataset"
+    )
+    assert expected in done.stderr
+    assert not (tmp_path / "r.html").exists()
