@@ -54,6 +54,18 @@ def _die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def _end(proc: subprocess.Popen[bytes] | None) -> None:
+    """Terminate a child, then kill it if it does not exit in time."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=STOP_TIMEOUT_S)
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -165,13 +177,7 @@ class S3Server:
     def stop(self) -> None:
         """Stop the server (terminate, then kill); a no-op when not running."""
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=STOP_TIMEOUT_S)
+        _end(proc)
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -468,13 +474,7 @@ class VirtualHostProxy:
     def stop(self) -> None:
         """Stop the child (terminate, then kill) and remove its log; a no-op when not running."""
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=STOP_TIMEOUT_S)
+        _end(proc)
         if self._log is not None:
             self._log.with_suffix(".port").unlink(missing_ok=True)
             self._log.unlink(missing_ok=True)
