@@ -4,9 +4,14 @@ One :class:`CIClient` holds one pooled ``requests.Session`` and is meant to be s
 threads. Each call checks its arguments before anything is sent, signs every attempt afresh
 (:class:`~cijobs_analytics.auth.QSignAuth`), and retries what may succeed on a second try:
 
-* retried, with exponential back-off and full jitter: 5xx answers, ``SlowDown`` / 429 / 503
-  (throttling), timeouts, refused or reset connections, incomplete reads, and bodies that do
-  not parse (a truncated 200 is a transport fault in disguise);
+* retried up to ``max_retries`` times, with exponential back-off and full jitter: 5xx answers,
+  timeouts, refused or reset connections, incomplete reads, and bodies that do not parse (a
+  truncated 200 is a transport fault in disguise);
+* retried apart from that budget: throttling (``SlowDown`` / 429 / 503). The shared rate
+  limiter slows down, the request waits a jittered back-off (and at least any ``Retry-After``,
+  in seconds or as an HTTP date) and goes again, until throttling has persisted for
+  ``throttle_timeout`` seconds with no request of the client getting through; the error then
+  says to pass a lower ``--qps`` or fewer ``--workers``;
 * never retried: 400 (the arguments), 401/403 (the credentials), other 4xx and redirects.
 
 Error bodies become :mod:`~cijobs_analytics.errors` exceptions carrying ``code``, ``status``,
@@ -17,13 +22,14 @@ them before it is kept.
 
 from __future__ import annotations
 
+import email.utils
 import http.client
 import logging
 import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -63,6 +69,7 @@ from .flatten import parse_job_lookup, parse_page
 from .schema import JOBS_SCHEMA
 
 __all__ = [
+    "DEFAULT_THROTTLE_TIMEOUT",
     "DEFAULT_TIMEOUT",
     "DEFAULT_USER_AGENT",
     "MAX_JOB_IDS",
@@ -80,6 +87,10 @@ logger = logging.getLogger(__name__)
 #: (connect, read) seconds; the connect value sits just above a multiple of the TCP retransmit.
 DEFAULT_TIMEOUT = (3.05, 30.0)
 
+#: Seconds of unbroken throttling (no request of the client getting through) before a
+#: request gives up with :class:`~cijobs_analytics.errors.ThrottledError`.
+DEFAULT_THROTTLE_TIMEOUT = 300.0
+
 try:
     _VERSION = version("cijobs_analytics")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
@@ -96,8 +107,12 @@ class RateLimiter(Protocol):
     def acquire(self) -> None:
         """Block until one more HTTP request may be sent (called before every attempt)."""
 
-    def throttled(self) -> None:
-        """Note that the service answered ``SlowDown``, 429 or 503."""
+    def throttled(self, retry_after: float | None = None) -> None:
+        """Note that the service answered ``SlowDown``, 429 or 503.
+
+        ``retry_after`` (seconds) is passed only when the answer carried a ``Retry-After``, so
+        a limiter written as ``throttled(self)`` keeps working with services that send none.
+        """
 
 
 @dataclass(frozen=True)
@@ -189,9 +204,13 @@ class CIClient:
             ``https://<bucket>.ci.<region>.myqcloud.com`` (the emulator, a private endpoint).
             Requests still carry and sign ``Host: <bucket>.ci.<region>.myqcloud.com``.
         timeout: seconds to wait, one number or ``(connect, read)``.
-        max_retries: how many times a failed request is tried again.
+        max_retries: how many times a request that failed (5xx, network, unparsable body) is
+            tried again. Throttling answers do not count against it.
         backoff: the first back-off ceiling in seconds; it doubles with every retry.
         max_backoff: the highest back-off ceiling in seconds.
+        throttle_timeout: seconds a request keeps retrying throttling answers (``SlowDown``,
+            429, 503) while no request of this client gets through; then it raises
+            :class:`~cijobs_analytics.errors.ThrottledError`. 0 gives up at the first one.
         clock: returns epoch seconds; signs requests and stamps ``fetched_at``.
         user_agent: the ``User-Agent`` header.
 
@@ -217,6 +236,7 @@ class CIClient:
         max_retries: int = 5,
         backoff: float = 0.25,
         max_backoff: float = 20.0,
+        throttle_timeout: float = DEFAULT_THROTTLE_TIMEOUT,
         clock: Callable[[], float] = time.time,
         user_agent: str = DEFAULT_USER_AGENT,
     ) -> None:
@@ -236,6 +256,7 @@ class CIClient:
         self.max_retries = max_retries
         self.backoff = check_seconds(backoff, "backoff")
         self.max_backoff = check_seconds(max_backoff, "max_backoff")
+        self.throttle_timeout = check_seconds(throttle_timeout, "throttle_timeout")
         self._clock = clock
         self._credentials = credentials
         self._secrets = (credentials.secret_key, credentials.token)
@@ -252,6 +273,8 @@ class CIClient:
         self._lock = threading.Lock()
         self._requests = self._retries = self._throttled = self._recovered = 0
         self._errors: Counter[str] = Counter()
+        # time.monotonic() of the latest answer that got through, for throttle_timeout.
+        self._last_success: float | None = None
 
     def __repr__(self) -> str:
         return f"CIClient(bucket={self.bucket!r}, region={self.region!r}, url={self.base_url!r})"
@@ -322,8 +345,9 @@ class CIClient:
             ConfigError: an argument is invalid, or a header could not be sent (nothing was).
             AuthError: the service refused the credentials or the signature.
             InvalidArgumentError: the service refused a parameter.
-            ThrottledError, ServerError, TransportError, ResponseParseError: the fault
-                persisted through every retry.
+            ThrottledError: throttling persisted for ``throttle_timeout`` seconds.
+            ServerError, TransportError, ResponseParseError: the fault persisted through
+                every retry.
         """
         params = list_params(
             tag, queue_id, states, start, end, order, size, next_token, workflow_id, input_object
@@ -396,38 +420,103 @@ class CIClient:
         parse: Callable[[_Answer], T],
         limiter: RateLimiter | None,
     ) -> tuple[T, int]:
-        """Send until an attempt succeeds or fails for good; returns (result, attempts)."""
+        """Send until an attempt succeeds or fails for good; returns (result, attempts).
+
+        Throttling answers are retried apart from ``max_retries``, until throttling has
+        persisted for ``throttle_timeout``; other transient faults use the budget up.
+        """
         url = self.base_url + path + (f"?{encode_query(params)}" if params else "")
-        attempt = 0
+        attempts = failures = throttles = 0
+        throttled_since: float | None = None
         while True:
             if limiter is not None:
                 limiter.acquire()
             with self._lock:
                 self._requests += 1
-                if attempt:
+                if attempts:
                     self._retries += 1
+            attempts += 1
             try:
                 answer = self._send(url)
                 try:
-                    return parse(answer), attempt + 1
+                    result = parse(answer)
                 except CIJobsError as exc:
                     raise _AttemptError(exc) from None
             except _AttemptError as failed:
                 error = failed.error
-                self._note_error(error, limiter)
-                if not error.transient or attempt >= self.max_retries:
-                    raise error from failed.cause
-                delay = self._delay(attempt, failed.retry_after)
-                logger.info(
-                    "GET %s failed (%s); retry %d of %d in %.2fs",
+                if isinstance(error, ThrottledError):
+                    if throttled_since is None:
+                        throttled_since = time.monotonic()
+                    delay = self._on_throttled(failed, error, throttles, throttled_since, limiter)
+                    throttles += 1
+                    level = logging.DEBUG
+                else:
+                    self._note_error(error, limiter, None)
+                    if not error.transient or failures >= self.max_retries:
+                        raise error from failed.cause
+                    delay = self._delay(failures, failed.retry_after)
+                    failures += 1
+                    level = logging.INFO
+                logger.log(
+                    level,
+                    "GET %s failed (%s); retry in %.2fs (%d failed, %d throttled so far)",
                     path,
                     error,
-                    attempt + 1,
-                    self.max_retries,
                     delay,
+                    failures,
+                    throttles,
                 )
                 time.sleep(delay)
-                attempt += 1
+                continue
+            with self._lock:
+                self._last_success = time.monotonic()
+            return result, attempts
+
+    def _on_throttled(
+        self,
+        failed: _AttemptError,
+        error: ThrottledError,
+        earlier: int,
+        since: float,
+        limiter: RateLimiter | None,
+    ) -> float:
+        """Tell the limiter; return the seconds to wait before the retry.
+
+        The throttling counts from ``since`` (this request's first throttling answer) or from
+        the latest answer of the client that got through, whichever is later, so a run gives
+        up only when nothing at all has got through for ``throttle_timeout`` seconds.
+
+        Raises:
+            ThrottledError: the throttling has persisted for ``throttle_timeout``; the message
+                says what to change.
+        """
+        now = time.monotonic()
+        with self._lock:
+            progress = self._last_success
+        began = since if progress is None else max(since, progress)
+        left = self.throttle_timeout - (now - began)
+        asked = failed.retry_after
+        self._note_error(error, limiter, None if asked is None else min(asked, max(0.0, left)))
+        if left <= 0:
+            raise self._throttle_timeout_error(error, now - began) from failed.cause
+        # Full jitter keeps workers throttled together from coming back together.
+        ceiling = min(self.max_backoff, self.backoff * 2 ** min(earlier, 32))
+        delay = self._random.uniform(0.0, ceiling)
+        if asked is not None:
+            delay = max(delay, asked)
+        return min(delay, left)
+
+    def _throttle_timeout_error(self, error: ThrottledError, spell: float) -> ThrottledError:
+        """The error to raise when throttling outlasted ``throttle_timeout``."""
+        advice = (
+            f"still throttled after {spell:.0f} s with no request getting through "
+            f"(throttle_timeout {self.throttle_timeout:g} s): the service allows fewer "
+            "requests than this run keeps sending; pass --qps below the service's limit or "
+            "fewer --workers (qps= and workers= in Python), or a longer throttle timeout"
+        )
+        said = error.error_message.rstrip(" .")
+        message = f"{said}; {advice}" if said else advice
+        return ThrottledError(error.code, error.status, message, error.request_id)
 
     def _send(self, url: str) -> _Answer:
         """One attempt: a complete 2xx answer, or :class:`_AttemptError`."""
@@ -464,7 +553,7 @@ class CIClient:
             secrets = request_secrets(sent, self._credentials.secret_key, self._credentials.token)
             raise _AttemptError(
                 api_error(response.status_code, body, request_id, secrets),
-                retry_after=retry_after(response.headers.get("Retry-After")),
+                retry_after=_retry_after(response.headers, self._clock()),
             )
         return _Answer(body, request_id, datetime.fromtimestamp(self._clock(), UTC))
 
@@ -477,14 +566,19 @@ class CIClient:
             delay = max(delay, min(asked, self.max_backoff))
         return delay
 
-    def _note_error(self, error: CIJobsError, limiter: RateLimiter | None) -> None:
+    def _note_error(
+        self, error: CIJobsError, limiter: RateLimiter | None, retry_after: float | None
+    ) -> None:
         code = error.code if isinstance(error, APIError) else type(error).__name__
         throttled = isinstance(error, ThrottledError)
         with self._lock:
             self._errors[code] += 1
             self._throttled += int(throttled)
         if throttled and limiter is not None:
-            limiter.throttled()
+            if retry_after is None:
+                limiter.throttled()
+            else:
+                limiter.throttled(retry_after)
 
     def _note_recovered(self, request_id: str | None) -> None:
         with self._lock:
@@ -497,3 +591,34 @@ class CIClient:
             self.host,
             request_id,
         )
+
+
+def _retry_after(headers: Mapping[str, str], now: float) -> float | None:
+    """Seconds a ``Retry-After`` header asks for: a number, or an HTTP date.
+
+    A date is measured against the answer's own ``Date`` header when it has one (so a skewed
+    local clock does not matter), else against ``now`` (epoch seconds). None when the header
+    is absent or unreadable; a date in the past is 0.
+    """
+    value = headers.get("Retry-After")
+    seconds = retry_after(value)
+    if value is None or seconds is not None:
+        return seconds
+    until = _http_date(value)
+    if until is None:
+        return None
+    sent = _http_date(headers.get("Date"))
+    return max(0.0, until - (now if sent is None else sent))
+
+
+def _http_date(value: str | None) -> float | None:
+    """Epoch seconds of an HTTP date (``Wed, 21 Oct 2015 07:28:00 GMT``), or None."""
+    if not value:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC by RFC 5322, returned naive
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()

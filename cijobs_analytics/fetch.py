@@ -11,7 +11,10 @@ engine splits the work the API cannot page in parallel:
    page's last row), and hands the rest to the pool as smaller sub-slices
    (:func:`~cijobs_analytics.windows.plan_split`). Busy sub-slices split again in their turn.
 3. Every request of the run, retries included, passes one shared
-   :class:`~cijobs_analytics.ratelimit.TokenBucket`; a ``SlowDown`` answer slows it down.
+   :class:`~cijobs_analytics.ratelimit.TokenBucket`: a ``SlowDown`` answer cuts its rate, which
+   then climbs back and probes slowly, so a run not told the service's limit settles just
+   under it. The client retries throttled requests until throttling has persisted for its
+   ``throttle_timeout`` (300 s by default), so throttling slows a run down, never ends it.
 4. Each finished slice is filtered back to its exact ``[start, end)`` (the wire bounds are
    widened by a second because the service's bounds are exclusive) and streamed out;
    :func:`iter_jobs` drops any job already seen.
@@ -151,8 +154,8 @@ class _RunLimiter:
         if self.stop.is_set():
             raise _CancelledError("the fetch was stopped")
 
-    def throttled(self) -> None:
-        self.bucket.throttled()
+    def throttled(self, retry_after: float | None = None) -> None:
+        self.bucket.throttled(retry_after)
 
 
 @dataclass(frozen=True)
@@ -190,7 +193,9 @@ def iter_slices(
             comma-separated string, checked like ``CIClient.list_jobs``'s; None means all.
         workers: how many requests may be in flight at once.
         qps: the most requests per second for the whole run; None for no limit until the
-            service throttles.
+            service throttles. Either way the run slows down when the service answers
+            ``SlowDown`` and settles at the rate it allows; how long throttling may persist
+            before the run fails is the client's ``throttle_timeout``.
         progress: show a progress bar (on a terminal or in Jupyter, and not when ``CI`` is set).
         stats: totals to update as the run goes (the caller reads them afterwards).
 
@@ -200,7 +205,9 @@ def iter_slices(
     Raises:
         ConfigError: an argument is invalid (raised at once, before any request).
         APIError: the service refused a request (auth, argument) or kept failing after the
-            client's retries; the remaining work is cancelled first.
+            client's retries; the remaining work is cancelled first. A
+            :class:`~cijobs_analytics.errors.ThrottledError` means no request got through for
+            the client's ``throttle_timeout`` seconds.
         TransportError: the network kept failing after the client's retries.
         ResponseParseError: the service's paging made no progress: it handed back a
             ``NextToken`` a slice had already used, or a full page of jobs the slice had

@@ -316,17 +316,29 @@ def test_persistent_500_raises_server_error_after_retries(make_emulator: MakeEmu
     assert emu.stats().requests == 4
 
 
-def test_persistent_throttling_raises_throttled_error(make_emulator: MakeEmulator) -> None:
-    """A QPS the client cannot meet: ThrottledError (SlowDown, 503); the limiter hears each."""
+def test_persistent_throttling_raises_throttled_error_after_throttle_timeout(
+    make_emulator: MakeEmulator,
+) -> None:
+    """A QPS the client cannot meet: throttled answers are retried past ``max_retries`` until
+    ``throttle_timeout`` passes with nothing getting through; then ThrottledError (SlowDown,
+    503) saying to pass a lower --qps or fewer --workers. The limiter hears each answer."""
     emu = make_emulator(qps=0.01)
     limiter = CountingLimiter()
-    with client_for(emu, max_retries=2) as client:
+    with client_for(emu, max_retries=2, throttle_timeout=0.5) as client:
         client.list_jobs("Transcode", size=1, limiter=limiter)  # takes the only token
+        started = time.perf_counter()
         with pytest.raises(ThrottledError) as info:
             client.list_jobs("Transcode", size=1, limiter=limiter)
+        elapsed = time.perf_counter() - started
+        stats = client.stats
     assert (info.value.code, info.value.status) == ("SlowDown", 503)
     assert info.value.transient
-    assert (limiter.acquired, limiter.throttle_calls) == (4, 3)
+    assert "--qps" in str(info.value)
+    assert "--workers" in str(info.value)
+    assert 0.5 <= elapsed < 2.0
+    assert limiter.throttle_calls > 2 + 1  # more than max_retries + 1 attempts
+    assert limiter.acquired == limiter.throttle_calls + 1 == emu.stats().requests
+    assert stats.throttled == stats.errors_by_code["SlowDown"] == limiter.throttle_calls
 
 
 # --- logs never hold the Authorization header -----------------------------------------------------

@@ -120,6 +120,11 @@ def test_valid_edge_arguments_accepted(make_emulator: MakeEmulator) -> None:
         (("examplebucket-1250000000", "ap-guangzhou"), {"timeout": (1, 2, 3)}, "timeout must be"),
         (("examplebucket-1250000000", "ap-guangzhou"), {"max_retries": -1}, "max_retries"),
         (("examplebucket-1250000000", "ap-guangzhou"), {"backoff": "1"}, "backoff must be"),
+        (
+            ("examplebucket-1250000000", "ap-guangzhou"),
+            {"throttle_timeout": -1},
+            "throttle_timeout must be",
+        ),
     ],
 )
 def test_client_settings_refused(args: tuple[str, str], kwargs: dict[str, Any], match: str) -> None:

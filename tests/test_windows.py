@@ -205,9 +205,11 @@ def test_token_bucket_burst_lets_a_quiet_spell_send_back_to_back() -> None:
     assert clock.slept == [pytest.approx(0.2)]
 
 
-def test_token_bucket_halves_once_per_overload_and_doubles_back() -> None:
+def test_token_bucket_halves_once_per_overload_and_climbs_back() -> None:
+    """A cut halves the rate once per overload; the rate then climbs back to the rate it was
+    cut from, along a cubic curve, in ``recovery_requests`` requests' worth of time."""
     clock = FakeClock()
-    bucket = TokenBucket(20, recovery_s=2, clock=clock, sleep=clock.sleep)
+    bucket = TokenBucket(20, decrease=0.5, recovery_requests=20, clock=clock, sleep=clock.sleep)
     sent, answered = threading.Event(), threading.Event()
 
     def earlier_request() -> None:
@@ -225,28 +227,32 @@ def test_token_bucket_halves_once_per_overload_and_doubles_back() -> None:
     answered.set()
     other.join()
     assert bucket.rate == pytest.approx(10.0)
-    assert bucket.throttle_count == 2
-    clock.now += 1.0  # half a recovery period: up by a factor of sqrt(2)
-    assert bucket.rate == pytest.approx(10.0 * 2**0.5)
+    assert (bucket.throttle_count, bucket.cuts) == (2, 1)
+    clock.now += 0.5  # half of 20 requests' worth at 20/s: 20 - 10 * 0.5**3
+    assert bucket.rate == pytest.approx(18.75)
+    clock.now += 0.5  # back at the rate it was cut from (here also the ceiling)
+    assert bucket.rate == pytest.approx(20.0)
     bucket.acquire()  # sent after the decrease, still throttled: halve again
     bucket.throttled()
-    assert bucket.rate == pytest.approx(10.0 * 2**0.5 / 2)
+    assert bucket.rate == pytest.approx(10.0)
     clock.now += 100
     assert bucket.rate == pytest.approx(20.0)
 
 
 def test_token_bucket_never_drops_below_its_floor() -> None:
     clock = FakeClock()
-    bucket = TokenBucket(4, min_qps=1, recovery_s=2, clock=clock, sleep=clock.sleep)
+    bucket = TokenBucket(4, min_qps=1, clock=clock, sleep=clock.sleep)
     for _ in range(10):
         bucket.acquire()
         bucket.throttled()
     assert bucket.rate == pytest.approx(1.0)
 
 
-def test_unlimited_bucket_limits_at_half_the_throttled_rate_then_lets_go_again() -> None:
+def test_unlimited_bucket_limits_at_half_the_throttled_rate_and_keeps_limiting() -> None:
+    """Unlimited until throttled at 40/s: then 20/s climbing back to 40/s, and limited for
+    good (letting go would flood the service again), probing above 40/s only slowly."""
     clock = FakeClock()
-    bucket = TokenBucket(None, recovery_s=2, clock=clock, sleep=clock.sleep)
+    bucket = TokenBucket(None, decrease=0.5, recovery_requests=40, clock=clock, sleep=clock.sleep)
     for _ in range(40):
         bucket.acquire()
         clock.now += 0.025  # 40 requests per second, none waited for
@@ -257,19 +263,22 @@ def test_unlimited_bucket_limits_at_half_the_throttled_rate_then_lets_go_again()
     began = clock.now
     for _ in range(10):
         bucket.acquire()
-    # 10 requests at about 20/s, the rate creeping up meanwhile.
-    assert 0.4 < clock.now - began < 0.52
-    clock.now += 4.0  # doubled back past twice the 40/s it was throttled at: let go
-    assert bucket.rate is None
+    # 10 requests at 20/s climbing towards 40/s: slower than 40/s, faster than 20/s.
+    assert 10 / 40 < clock.now - began < 10 / 20
+    clock.now = began + 1.0  # 40 requests' worth at 40/s: back at 40/s
+    assert bucket.rate == pytest.approx(40.0)
+    clock.now = began + 1.5  # probing: half a period later only 1/16 of the cut above it
+    assert bucket.rate == pytest.approx(40.0 + 20.0 / 8)
     slept = len(clock.slept)
-    bucket.acquire()
-    assert len(clock.slept) == slept
+    for _ in range(3):
+        bucket.acquire()
+    assert len(clock.slept) > slept  # still spaced
 
 
 def test_unlimited_bucket_measures_a_burst_over_the_whole_second() -> None:
     """8 requests within a millisecond are 8 per second: the limit becomes 4/s, not 3,500/s."""
     clock = FakeClock()
-    bucket = TokenBucket(None, min_qps=0.5, clock=clock, sleep=clock.sleep)
+    bucket = TokenBucket(None, min_qps=0.5, decrease=0.5, clock=clock, sleep=clock.sleep)
     for _ in range(8):
         bucket.acquire()
         clock.now += 0.000125
@@ -278,14 +287,14 @@ def test_unlimited_bucket_measures_a_burst_over_the_whole_second() -> None:
     began = clock.now
     for _ in range(4):
         bucket.acquire()
-    # The next 4 requests go at about 4 per second (the rate creeping back up meanwhile).
-    assert 0.8 < clock.now - began < 1.0
+    # The next 4 requests go at 4 per second climbing back towards 8, not at thousands.
+    assert 4 / 8 < clock.now - began < 4 / 4
 
 
 def test_unlimited_bucket_counts_only_the_last_second() -> None:
     """Requests older than the one-second window do not count; the newer ones over 1 s do."""
     clock = FakeClock()
-    bucket = TokenBucket(None, clock=clock, sleep=clock.sleep)
+    bucket = TokenBucket(None, decrease=0.5, clock=clock, sleep=clock.sleep)
     for _ in range(64):
         bucket.acquire()
         clock.now += 0.03125  # 32 per second for 2 s
