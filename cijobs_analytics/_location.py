@@ -252,7 +252,10 @@ def resolve_location(
                 f"datasets only, not to the directory {text}"
             )
         local = urlsplit(text).path if scheme == "file" else text
-        path = Path(local).expanduser().absolute()
+        try:
+            path = Path(local).expanduser().absolute()
+        except RuntimeError as exc:  # ~user of no such user, or no home directory
+            raise ConfigError(f"{text}: {exc}") from exc
         return Location(str(path), str(path))
     env = os.environ if environ is None else environ
     bucket, prefix = _bucket_and_prefix(text, scheme)

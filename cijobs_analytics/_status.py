@@ -31,6 +31,7 @@ from ._ledger import (
 from ._location import Location, resolve_location
 from ._lock import read_holder
 from ._tables import JOBS_TABLE, AsOf, commit_time, open_table, query, quote, superseded_at
+from ._text import plural
 from .errors import StoreError
 from .schema import OPEN_STATES
 
@@ -152,8 +153,9 @@ class DatasetStatus:
 
     def __str__(self) -> str:
         lines = [
-            f"dataset {self.dataset}: {self.jobs} jobs in {self.partitions} partitions "
-            f"({self.files} files, {_size(self.bytes)})"
+            f"dataset {self.dataset}: {plural(self.jobs, 'job')} in "
+            f"{plural(self.partitions, 'partition')} ({plural(self.files, 'file')}, "
+            f"{_size(self.bytes)})"
         ]
         if self.version is not None:
             lines.append(f"table version {self.version}, committed {_iso(self.committed)}")
@@ -164,12 +166,14 @@ class DatasetStatus:
         lines.append(f"open jobs: {open_total}" + (f" ({detail})" if detail else ""))
         if self.not_found:
             lines.append(f"open jobs the service no longer knows: {self.not_found}")
-        lines.append(f"coverage ({len(self.coverage)} filters, {self.gaps} gaps):")
+        lines.append(
+            f"coverage ({plural(len(self.coverage), 'filter')}, {plural(self.gaps, 'gap')}):"
+        )
         for c in self.coverage:
             queue = c.key.queue or "all queues"
             states = f" states {c.key.states}" if c.key.states else ""
             span = ", ".join(f"{_iso(a)} .. {_iso(b)}" for a, b in c.ranges)
-            lines.append(f"  {c.key.tag} / {queue}{states}: {span} ({c.jobs} jobs)")
+            lines.append(f"  {c.key.tag} / {queue}{states}: {span} ({plural(c.jobs, 'job')})")
             lines.extend(f"    gap {_iso(a)} .. {_iso(b)}" for a, b in c.gaps)
             lines.extend(
                 f"    lost {_iso(a)} .. {_iso(b)}: {n} listed, {m} stored; list again with "
@@ -182,7 +186,9 @@ class DatasetStatus:
             r = self.last_run
             lines.append(
                 f"last run: {r['status']} {_iso(r['started'])} .. {_iso(r['finished'])}: "
-                f"{r['requests']} requests ({r['retries']} retries), {r['rows']} rows written, "
+                f"{plural(r['requests'] or 0, 'request')} "
+                f"({plural(r['retries'] or 0, 'retry', 'retries')}), "
+                f"{plural(r['rows'] or 0, 'row')} written, "
                 f"{r['jobs_new']} new, {r['jobs_updated']} updated"
             )
             if r.get("errors"):

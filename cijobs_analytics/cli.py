@@ -1,8 +1,15 @@
 """The ``cijobs`` command: parses arguments, calls the library, maps errors to exit codes.
 
-Exit codes: 0 success, 1 failure (the service, the network, the dataset), 2 usage error (a bad
-option value, missing credentials). Errors print one line on stderr, never a traceback; no
-secret is ever taken from a command-line flag.
+Exit codes: 0 success, 1 failure (the service, the network, the dataset, an output that cannot
+be written), 2 usage error (a bad option value, missing credentials), 130 interrupted by Ctrl-C
+and 143 stopped by SIGTERM. Errors print one line on stderr, never a traceback; no secret is
+ever taken from a command-line flag.
+
+Every option value is checked before anything is locked, fetched or written: times (an ISO time
+with a zone, a span back from now such as ``7d``, or ``now``) are resolved against one moment
+per command, and tags and states against the documented names, naming the closest on a miss.
+The value types live in :mod:`._cli_values`; exit codes, messages, signals and logging in
+:mod:`._cli_run`.
 """
 
 from __future__ import annotations
@@ -10,15 +17,19 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from . import __version__
-from .client import MAX_WORKERS
-from .errors import CIJobsError, ConfigError
-from .schema import STATES
+from . import _cli_run as run
+from . import _cli_values as values
+from ._text import plural
+from .client import DEFAULT_THROTTLE_TIMEOUT, MAX_WORKERS
+from .errors import CIJobsError, ConfigError, StoreError
+from .schema import STATES, TAGS
 
 if TYPE_CHECKING:
     from .client import CIClient
@@ -27,12 +38,24 @@ __all__ = ["main"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
+logger = logging.getLogger(__name__)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Cli(click.Group):
+    """The ``cijobs`` group: an interrupted command ends with one line and 130 or 143."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            # Handled here, before click's own handler prints a blank line and aborts.
+            raise click.exceptions.Exit(run.interrupted(exc)) from None
+
+
+@click.group(
+    cls=_Cli,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, "--version", prog_name="cijobs")
 @click.option(
     "--log-level",
@@ -46,33 +69,23 @@ def cli(log_level: str) -> None:
 
     Credentials come from TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY and, for temporary
     keys, TENCENTCLOUD_SESSION_TOKEN.
+
+    Exit codes: 0 success, 1 failure (the service, the network, the dataset, an output that
+    cannot be written), 2 usage error, 130 interrupted (Ctrl-C), 143 stopped (SIGTERM).
     """
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    run.start_logging(log_level)
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
-    """Run the command line; exits with 0, 1 or 2."""
+    """Run the command line; exits with 0, 1, 2, or 130/143 when interrupted."""
+    restore = run.stop_on_sigterm()
     try:
         # standalone_mode=False hands errors to us; --help and --version return their code.
-        rv = cli.main(args=argv, prog_name="cijobs", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("cijobs: interrupted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code)
-    except ConfigError as exc:
-        click.echo(f"cijobs: error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
-    except CIJobsError as exc:
-        click.echo(f"cijobs: error: {exc}", err=True)
-        sys.exit(EXIT_FAILURE)
-    except KeyboardInterrupt:
-        click.echo("cijobs: interrupted", err=True)
-        sys.exit(130)
-    sys.exit(rv if isinstance(rv, int) else EXIT_OK)
+        code = run.exit_code(lambda: cli.main(args=argv, prog_name="cijobs", standalone_mode=False))
+    finally:
+        restore()
+        run.stop_logging()
+    sys.exit(code)
 
 
 # Commands are defined below, one section per command, in the order of `cijobs --help`.
@@ -101,18 +114,27 @@ def _service_options(command: F) -> F:
     return command
 
 
+def _tag_option(default: str) -> Callable[[F], F]:
+    """--tag: job types among the 19 documented ones, repeated or comma-separated."""
+    return click.option(
+        "--tag",
+        "tags",
+        multiple=True,
+        type=values.NameList(TAGS, "tag"),
+        callback=values.joined,
+        metavar="TAG[,TAG...]",
+        help=f"Job type (Transcode, Snapshot, ...: the {len(TAGS)} the service documents, "
+        f"names as written there); repeat or separate with commas [default: {default}].",
+    )
+
+
 def _filter_options(states: tuple[str, ...]) -> Callable[[F], F]:
     """--tag, --queue-id and --state (choices ``states``): which jobs to list."""
 
     def decorate(command: F) -> F:
         for option in reversed(
             (
-                click.option(
-                    "--tag",
-                    "tags",
-                    multiple=True,
-                    help="Job type; repeat for several [default: all 19].",
-                ),
+                _tag_option(f"all {len(TAGS)}"),
                 click.option(
                     "--queue-id", "queue_ids", multiple=True, help="Queue; repeat for several."
                 ),
@@ -120,8 +142,11 @@ def _filter_options(states: tuple[str, ...]) -> Callable[[F], F]:
                     "--state",
                     "states",
                     multiple=True,
-                    type=click.Choice(states),
-                    help="Keep only jobs in this state; repeat for several [default: all].",
+                    type=values.NameList(states, "state"),
+                    callback=values.joined,
+                    metavar="STATE[,STATE...]",
+                    help=f"Keep only jobs in this state ({', '.join(states)}); repeat or "
+                    "separate with commas [default: all].",
                 ),
             )
         ):
@@ -132,7 +157,7 @@ def _filter_options(states: tuple[str, ...]) -> Callable[[F], F]:
 
 
 def _rate_options(command: F) -> F:
-    """--workers and --qps: how hard to drive the service."""
+    """--workers, --qps and --throttle-timeout: how hard to drive the service."""
     for option in reversed(
         (
             click.option(
@@ -144,10 +169,18 @@ def _rate_options(command: F) -> F:
             ),
             click.option(
                 "--qps",
-                type=click.FloatRange(0, min_open=True),
+                type=values.FiniteFloatRange(0, min_open=True),
                 default=None,
                 help="Most requests per second for the whole run "
-                "[default: no limit until throttled].",
+                "[default: no limit until throttled, then the rate the service allows].",
+            ),
+            click.option(
+                "--throttle-timeout",
+                type=values.FiniteFloatRange(0),
+                default=DEFAULT_THROTTLE_TIMEOUT,
+                show_default=True,
+                help="Seconds of throttling with no request getting through before the run "
+                "fails.",
             ),
         )
     ):
@@ -155,25 +188,23 @@ def _rate_options(command: F) -> F:
     return command
 
 
-def _client(bucket: str, region: str, endpoint: str | None) -> CIClient:
+def _client(
+    bucket: str, region: str, endpoint: str | None, throttle_timeout: float
+) -> CIClient:
     """A client with credentials from the environment (missing ones: exit 2, named)."""
     from .client import CIClient
     from .config import Credentials
 
-    return CIClient(bucket, region, Credentials.from_env(), endpoint=endpoint)
+    return CIClient(
+        bucket,
+        region,
+        Credentials.from_env(),
+        endpoint=endpoint,
+        throttle_timeout=throttle_timeout,
+    )
 
 
 # -- cijobs fetch ---------------------------------------------------------------------------
-
-
-def _fetch_time(ctx: click.Context, param: click.Parameter, value: str) -> Any:
-    """Parse --start/--end as an aware time; a naive or garbled one is a usage error."""
-    from ._times import to_utc
-
-    try:
-        return to_utc(value, name=f"--{param.name}")
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
 
 @cli.command("fetch")
@@ -182,19 +213,20 @@ def _fetch_time(ctx: click.Context, param: click.Parameter, value: str) -> Any:
 @click.option(
     "--start",
     required=True,
-    callback=_fetch_time,
-    help="First creation time, included: 2026-11-02T00:00:00+08:00 or 2026-11-01T16:00:00Z.",
+    type=values.TIME,
+    help="First creation time, included: 2026-11-02T00:00:00+08:00, 2026-11-01T16:00:00Z, "
+    "or a span back from now (7d, 12h).",
 )
 @click.option(
     "--end",
     required=True,
-    callback=_fetch_time,
-    help="Creation time where the range stops, excluded.",
+    type=values.TIME,
+    help="Creation time where the range stops, excluded: a time as for --start, or now.",
 )
 @click.option(
     "--out",
     required=True,
-    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    type=click.Path(dir_okay=False, path_type=Path),
     help="The Parquet file to write (zstd); replaced atomically.",
 )
 @_rate_options
@@ -205,11 +237,12 @@ def fetch_command(
     tags: tuple[str, ...],
     queue_ids: tuple[str, ...],
     states: tuple[str, ...],
-    start: Any,
-    end: Any,
+    start: datetime,
+    end: datetime,
     out: Path,
     workers: int,
     qps: float | None,
+    throttle_timeout: float,
 ) -> None:
     """Fetch every job created in [--start, --end) into one Parquet file.
 
@@ -220,20 +253,17 @@ def fetch_command(
     Example: cijobs fetch --bucket examplebucket-1250000000 --region ap-guangzhou
     --start 2026-11-01T00:00:00+08:00 --end 2026-11-08T00:00:00+08:00 --out week.parquet
 
-    Exit codes: 0 written, 1 failed (service, network), 2 usage error.
+    Exit codes: 0 written, 1 failed (service, network, the file cannot be written), 2 usage
+    error, 130/143 interrupted (Ctrl-C/SIGTERM; nothing is written).
     """
     from .fetch import FetchStats, fetch_to_parquet
 
-    if start >= end:
-        raise click.BadParameter(
-            f"--start ({start.isoformat()}) must be before --end ({end.isoformat()})",
-            param_hint="'--start' / '--end'",
-        )
+    values.check_order(start, end, ("--start", "--end"))
     if not out.parent.is_dir():
         raise click.BadParameter(
             f"directory {str(out.parent)!r} does not exist; create it first", param_hint="'--out'"
         )
-    client = _client(bucket, region, endpoint)
+    client = _client(bucket, region, endpoint, throttle_timeout)
     stats = FetchStats()
     fetch_to_parquet(
         client,
@@ -253,42 +283,6 @@ def fetch_command(
 # -- cijobs export / cijobs status ----------------------------------------------------------
 
 
-def _export_since(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
-    """Check --since/--until now (an ISO time, or for --since a span such as 7d)."""
-    from ._times import resolve_since, to_utc
-
-    if value is None:
-        return None
-    try:
-        if param.name == "since":
-            resolve_since(value, name="--since")
-        else:
-            to_utc(value, name=f"--{param.name}")
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
-    return value
-
-
-def _export_span(ctx: click.Context, param: click.Parameter, value: str) -> Any:
-    from ._times import parse_span
-
-    try:
-        return parse_span(value)
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
-
-
-def _storage_options(
-    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
-) -> dict[str, str] | None:
-    from ._location import parse_storage_option
-
-    try:
-        return dict(parse_storage_option(item) for item in value) or None
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
-
-
 def _dataset_options(help_text: str) -> Callable[[F], F]:
     """``--dataset`` (a directory or a bucket URI) and the repeatable ``--storage-option``."""
 
@@ -298,32 +292,25 @@ def _dataset_options(help_text: str) -> Callable[[F], F]:
             "storage_options",
             multiple=True,
             metavar="KEY=VALUE",
-            callback=_storage_options,
+            callback=values.storage_options,
             help="An object-store option for an s3:// or cos:// dataset (e.g. "
             "endpoint=http://127.0.0.1:9000, region=ap-guangzhou); repeat for several.",
         )(func)
-        return click.option("--dataset", required=True, help=help_text)(func)
+        return click.option(
+            "--dataset", required=True, callback=values.dataset_path, help=help_text
+        )(func)
 
     return decorate
-
-
-def _as_of(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
-    from ._tables import resolve_as_of
-
-    if value is None:
-        return None
-    try:
-        return resolve_as_of(value)
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
 
 _as_of_option = click.option(
     "--as-of",
     default=None,
-    callback=_as_of,
-    help="Show the dataset as it was: a table version (3) or an ISO time with a zone "
-    "(2026-11-28T09:00:00Z), within the 7-day retention [default: now].",
+    metavar="VERSION|TIME",
+    callback=values.as_of,
+    help="Show the dataset as it was: a table version (3), an ISO time with a zone "
+    "(2026-11-28T09:00:00Z) or a span back from now (1d), within the 7-day retention "
+    "[default: now].",
 )
 
 
@@ -336,23 +323,35 @@ _as_of_option = click.option(
 @_filter_options(STATES)
 @click.option(
     "--since",
+    type=values.TIME,
     default=None,
-    callback=_export_since,
-    help="Where coverage starts: an ISO time or a span back from now (7d, 12h). Needed on "
-    "the first run; later runs continue from the dataset's coverage.",
+    help="Where coverage starts: an ISO time with a zone or a span back from now (7d, 12h). "
+    "Needed on the first run; later runs continue from the dataset's coverage.",
 )
 @click.option(
     "--until",
+    type=values.TIME,
     default=None,
-    callback=_export_since,
-    help="Stop at this creation time [default: now].",
+    help="Stop at this creation time: an ISO time with a zone, a span back from now (1h) or "
+    "now [default: now].",
 )
 @click.option(
     "--overlap",
     default="10min",
+    metavar="SPAN",
     show_default=True,
-    callback=_export_span,
+    callback=values.span,
     help="How far behind the last covered time to re-read, for jobs listed late.",
+)
+@click.option(
+    "--refetch",
+    nargs=2,
+    type=values.TIME,
+    multiple=True,
+    callback=values.refetch_ranges,
+    metavar="START END",
+    help="List the jobs created in [START, END) again whatever the coverage says (e.g. a "
+    "range `cijobs status` reports lost); times as for --since; repeat for several.",
 )
 @_rate_options
 @click.option(
@@ -372,11 +371,13 @@ def export_command(
     tags: tuple[str, ...],
     queue_ids: tuple[str, ...],
     states: tuple[str, ...],
-    since: str | None,
-    until: str | None,
+    since: datetime | None,
+    until: datetime | None,
     overlap: Any,
+    refetch: list[tuple[datetime, datetime]],
     workers: int,
     qps: float | None,
+    throttle_timeout: float,
     batch_rows: int,
     no_progress: bool,
 ) -> None:
@@ -386,10 +387,14 @@ def export_command(
     (re-reading --overlap behind it), fill any gap a failed run left, and refresh the jobs
     still open. A second export on the same dataset exits 1 at once while one runs.
 
+    Ctrl-C or SIGTERM (systemd stop, timeout) stops a run the same way: the jobs fetched so
+    far are committed, the run is recorded as failed, and the next run goes on from there.
+
     Example: cijobs export --dataset jobs_dataset --bucket examplebucket-1250000000
     --region ap-guangzhou --since 30d --no-progress
 
-    Exit codes: 0 done, 1 failed (service, network, dataset, lock held), 2 usage error.
+    Exit codes: 0 done, 1 failed (service, network, dataset, lock held), 2 usage error,
+    130 interrupted (Ctrl-C), 143 stopped (SIGTERM).
     """
     import os
 
@@ -397,11 +402,12 @@ def export_command(
 
     from .store import export
 
+    values.check_order(since, until, ("--since", "--until"))
+    client = _client(bucket, region, endpoint, throttle_timeout)
     if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
         # A long run of many threads: the system allocator hands freed pages back, where
         # mimalloc keeps every thread's high-water mark (a third more peak memory here).
         pa.set_memory_pool(pa.system_memory_pool())
-    client = _client(bucket, region, endpoint)
     result = export(
         client,
         dataset,
@@ -416,6 +422,7 @@ def export_command(
         overlap=overlap,
         batch_rows=batch_rows,
         storage_options=storage_options,
+        refetch=refetch or None,
     )
     click.echo(f"cijobs export: {result}")
 
@@ -438,12 +445,36 @@ def status_command(
 
     Example: cijobs status --dataset jobs_dataset --format json
 
-    Exit codes: 0 shown, 1 the location is not a readable dataset, 2 usage error.
+    Exit codes: 0 shown, 1 the location is not a readable dataset (yet: also while the first
+    export creates it), 2 usage error.
     """
     from .store import read_status
 
-    status = read_status(dataset, as_of, storage_options=storage_options)
+    try:
+        status = read_status(dataset, as_of, storage_options=storage_options)
+    except StoreError as exc:
+        holder = _export_holder(dataset, storage_options) if as_of is None else None
+        if holder is None:
+            raise
+        raise StoreError(
+            f"{dataset} has no committed data yet: an export is creating it (pid "
+            f"{holder.get('pid')} on {holder.get('host')} since {holder.get('started')}); "
+            "run cijobs status again once it has committed"
+        ) from exc
     click.echo(status.to_json() if fmt == "json" else str(status))
+
+
+def _export_holder(
+    dataset: str, storage_options: dict[str, str] | None
+) -> dict[str, object] | None:
+    """Who holds the export lock of ``dataset``; None when nobody does or it cannot be told."""
+    from ._location import resolve_location
+    from ._lock import read_holder
+
+    try:
+        return read_holder(resolve_location(dataset, storage_options))
+    except CIJobsError:
+        return None
 
 
 # -- cijobs emulate -------------------------------------------------------------------------
@@ -452,7 +483,7 @@ def status_command(
 def _share_option(name: str, help_text: str) -> Callable[[F], F]:
     """A fault switch of ``cijobs emulate``: a share of requests, from 0 to 1."""
     return click.option(
-        name, type=click.FloatRange(0, 1), default=0.0, show_default=True, help=help_text
+        name, type=values.FiniteFloatRange(0, 1), default=0.0, show_default=True, help=help_text
     )
 
 
@@ -474,7 +505,7 @@ def _share_option(name: str, help_text: str) -> Callable[[F], F]:
 )
 @click.option(
     "--days",
-    type=click.FloatRange(0, 3660, min_open=True),
+    type=values.FiniteFloatRange(0, 3660, min_open=True),
     default=7.0,
     show_default=True,
     help="The jobs are created over the last this many days.",
@@ -482,20 +513,22 @@ def _share_option(name: str, help_text: str) -> Callable[[F], F]:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated jobs.")
 @click.option(
     "--bucket",
-    default=None,
-    help="Serve only this bucket (the Host must name it) [default: any bucket is served].",
+    default="examplebucket-1250000000",
+    show_default=True,
+    help="The bucket served: a request whose Host names another bucket or region is refused "
+    "(400 InvalidHost).",
 )
 @click.option("--region", default="ap-guangzhou", show_default=True, help="Region of the jobs.")
 @click.option(
     "--latency-ms",
-    type=click.FloatRange(0, 600_000),
+    type=values.FiniteFloatRange(0, 600_000),
     default=0.0,
     show_default=True,
     help="Delay added to every request.",
 )
 @click.option(
     "--qps",
-    type=click.FloatRange(0, min_open=True),
+    type=values.FiniteFloatRange(0, min_open=True),
     default=None,
     help="Requests per second allowed; the excess is answered 503 SlowDown [default: no limit].",
 )
@@ -512,7 +545,7 @@ def _share_option(name: str, help_text: str) -> Callable[[F], F]:
 )
 @click.option(
     "--advance-every",
-    type=click.FloatRange(0, min_open=True),
+    type=values.FiniteFloatRange(0, min_open=True),
     default=None,
     help="Every this many seconds finish half the open jobs and create new ones.",
 )
@@ -522,7 +555,7 @@ def emulate_command(
     jobs: int,
     days: float,
     seed: int,
-    bucket: str | None,
+    bucket: str,
     region: str,
     latency_ms: float,
     qps: float | None,
@@ -533,7 +566,7 @@ def emulate_command(
     inclusive_bounds: bool,
     advance_every: float | None,
 ) -> None:
-    """Serve a local CI endpoint (GET /jobs) with generated jobs until Ctrl-C.
+    """Serve a local CI endpoint (GET /jobs) with generated jobs until Ctrl-C or SIGTERM.
 
     It verifies signatures with the key in TENCENTCLOUD_SECRET_ID/TENCENTCLOUD_SECRET_KEY;
     when they are unset it makes a demo key and prints the export lines that select it.
@@ -545,7 +578,6 @@ def emulate_command(
 
     from .config import ENV_SECRET_ID, ENV_SECRET_KEY, ENV_SESSION_TOKEN, Credentials
     from .emulator import Emulator, demo_credentials
-    from .emulator.handle import DEFAULT_BUCKET
 
     if os.environ.get(ENV_SECRET_ID) or os.environ.get(ENV_SECRET_KEY):
         credentials = Credentials.from_env()
@@ -561,7 +593,7 @@ def emulate_command(
         jobs=jobs,
         days=days,
         seed=seed,
-        bucket=bucket or DEFAULT_BUCKET,
+        bucket=bucket,
         region=region,
         credentials=credentials,
         latency_ms=latency_ms,
@@ -571,13 +603,14 @@ def emulate_command(
         truncate_rate=truncate_rate,
         malformed_rate=malformed_rate,
         inclusive_bounds=inclusive_bounds,
-        pin_bucket=bucket is not None,
         host=host,
         port=port,
     )
     emu.start()
     try:
-        click.echo(f"cijobs emulate: {len(emu.truth())} jobs of bucket {emu.bucket} at {emu.url}")
+        click.echo(
+            f"cijobs emulate: {plural(len(emu.truth()), 'job')} of bucket {emu.bucket} at {emu.url}"
+        )
         if exports:
             click.echo("Demo credentials (this server only); to use them in another shell:")
             for line in exports:
@@ -595,12 +628,12 @@ def emulate_command(
             time.sleep(advance_every or 3600.0)
             if advance_every is not None:
                 result = emu.advance(finish=0.5, new_jobs=per_tick)
-                logging.getLogger(__name__).info(
-                    "emulator: finished %d jobs, created %d",
-                    len(result.finished),
-                    len(result.created),
+                logger.info(
+                    "emulator: finished %s, created %s",
+                    plural(len(result.finished), "job"),
+                    plural(len(result.created), "job"),
                 )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the way to stop the server
         click.echo("cijobs emulate: stopped", err=True)
     finally:
         emu.stop()
@@ -623,20 +656,38 @@ def emulate_command(
     show_default=True,
     help="table for reading; csv and json for other programs.",
 )
-@click.argument("query")
+@click.option(
+    "--allow-writes",
+    is_flag=True,
+    help="Run any statement (CREATE, COPY ... TO, ATTACH, INSTALL) with access to every file "
+    "and extension [default: queries only, reading the dataset's files only].",
+)
+@click.argument("query", callback=values.query_text)
 def sql_command(
-    dataset: str, storage_options: dict[str, str] | None, as_of: Any, fmt: str, query: str
+    dataset: str,
+    storage_options: dict[str, str] | None,
+    as_of: Any,
+    fmt: str,
+    allow_writes: bool,
+    query: str,
 ) -> None:
     """Run QUERY over the views jobs, streams and outputs (and coverage, runs).
+
+    QUERY may only read, and only the dataset's files, unless --allow-writes is given.
 
     Example: cijobs sql --dataset jobs_dataset "SELECT tag, count(*) AS jobs FROM jobs GROUP BY
     tag ORDER BY jobs DESC"
 
-    Exit codes: 0 done, 1 the dataset could not be read or the SQL failed, 2 usage error.
+    Exit codes: 0 done, 1 the dataset could not be read or the SQL failed or is not a query
+    (without --allow-writes), 2 usage error.
     """
-    from .query import connect, format_result, read_arrow
+    from .query import check_read_only, connect, format_result, read_arrow
 
-    with connect(dataset, as_of, storage_options=storage_options) as con:
+    if not allow_writes:
+        check_read_only(query)
+    with connect(
+        dataset, as_of, storage_options=storage_options, read_only=not allow_writes
+    ) as con:
         table = read_arrow(con, query)
     click.echo(format_result(table, fmt), nl=False)
 
@@ -655,19 +706,26 @@ def sql_command(
 )
 @click.option(
     "--since",
+    type=values.TIME,
     default=None,
-    help="Jobs created from this time: ISO, or a span back from now (7d, 12h) [default: all].",
+    help="Jobs created from this time: an ISO time with a zone or a span back from now "
+    "(7d, 12h) [default: all].",
 )
-@click.option("--until", default=None, help="Jobs created before this ISO time [default: all].")
-@click.option("--tag", "tags", multiple=True, help="Job type; repeat for several [default: all].")
+@click.option(
+    "--until",
+    type=values.TIME,
+    default=None,
+    help="Jobs created before this time: an ISO time, a span back from now, or now [default: all].",
+)
+@_tag_option("all")
 @click.option("--queue-id", "queue_ids", multiple=True, help="Queue; repeat for several.")
 def report_command(
     dataset: str,
     storage_options: dict[str, str] | None,
     as_of: Any,
     out: Path,
-    since: str | None,
-    until: str | None,
+    since: datetime | None,
+    until: datetime | None,
     tags: tuple[str, ...],
     queue_ids: tuple[str, ...],
 ) -> None:
@@ -675,21 +733,27 @@ def report_command(
 
     Example: cijobs report --dataset jobs_dataset --out report.html --since 7d
 
-    Exit codes: 0 written, 1 the dataset could not be read, 2 usage error (a bad --since,
-    an output path that cannot be written).
+    Exit codes: 0 written, 1 the dataset could not be read or the report cannot be written,
+    2 usage error (a bad --since, an unknown --tag).
     """
     from .query import connect
     from .report import write_report
 
+    values.check_order(since, until, ("--since", "--until"))
     with connect(dataset, as_of, storage_options=storage_options) as con:
-        path = write_report(
-            con,
-            out,
-            since=since,
-            until=until,
-            tags=list(tags) or None,
-            queue_ids=list(queue_ids) or None,
-        )
+        try:
+            path = write_report(
+                con,
+                out,
+                since=since,
+                until=until,
+                tags=list(tags) or None,
+                queue_ids=list(queue_ids) or None,
+            )
+        except ConfigError as exc:
+            if isinstance(exc.__cause__, OSError):  # the file, not an argument: a failure
+                raise click.ClickException(str(exc)) from exc
+            raise
     click.echo(f"cijobs report: wrote {path}")
 
 

@@ -45,6 +45,7 @@ import pyarrow.parquet as pq
 from ._pool import DaemonPool
 from ._progress import ProgressBar
 from ._request_args import check_states, check_workers
+from ._text import plural
 from ._times import TimeLike
 from .errors import CIJobsError, ResponseParseError, StoreError
 from .ratelimit import TokenBucket
@@ -129,10 +130,10 @@ class FetchStats:
         """One line for a log or a terminal."""
         rate = self.jobs / self.elapsed_s if self.elapsed_s > 0 else 0.0
         return (
-            f"{self.jobs} jobs in {self.elapsed_s:.1f} s ({rate:.0f} jobs/s): "
-            f"{self.requests} requests for {self.pages} pages over {self.slices} slices, "
-            f"{self.retries} retries, {self.throttled} throttled, "
-            f"{self.recovered_pages} recovered pages"
+            f"{plural(self.jobs, 'job')} in {self.elapsed_s:.1f} s ({rate:.0f} jobs/s): "
+            f"{plural(self.requests, 'request')} for {plural(self.pages, 'page')} over "
+            f"{plural(self.slices, 'slice')}, {plural(self.retries, 'retry', 'retries')}, "
+            f"{self.throttled} throttled, {plural(self.recovered_pages, 'recovered page')}"
         )
 
 

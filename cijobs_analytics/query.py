@@ -188,7 +188,13 @@ def read_arrow(
         QueryError: the SQL failed.
     """
     args = _args(con, params)
-    table: pa.Table = _guard(lambda: con.sql(sql, params=args).to_arrow_table())
+
+    def run() -> pa.Table:
+        relation = con.sql(sql, params=args)
+        # A statement that returns nothing (";", a comment, a SET) gives no relation.
+        return relation.to_arrow_table() if relation is not None else pa.table({})
+
+    table: pa.Table = _guard(run)
     return table
 
 

@@ -80,7 +80,8 @@ from ._tables import (
     repair,
     upsert,
 )
-from ._times import TimeLike, parse_span, resolve_since, to_utc, utc_now
+from ._text import plural
+from ._times import MAX_SPAN, TimeLike, parse_span, resolve_since, to_utc, utc_now
 from .errors import ConfigError, StoreError
 from .fetch import SliceResult, iter_slices
 from .ratelimit import TokenBucket
@@ -168,14 +169,17 @@ class ExportResult:
     def __str__(self) -> str:
         text = (
             f"export to {self.dataset}: {self.jobs_new} new and {self.jobs_updated} updated "
-            f"jobs, {self.rows_written} rows written in {self.partitions_rewritten} partitions, "
-            f"{self.windows_covered} windows covered, {self.open_jobs} jobs still open; "
-            f"table version {self.version}; "
-            f"{self.requests} requests ({self.retries} retries) in {self.elapsed_s:.1f} s"
+            "jobs, "
+            f"{plural(self.rows_written, 'row')} written in "
+            f"{plural(self.partitions_rewritten, 'partition')}, "
+            f"{plural(self.windows_covered, 'window')} covered, "
+            f"{plural(self.open_jobs, 'job')} still open; table version {self.version}; "
+            f"{plural(self.requests, 'request')} ({plural(self.retries, 'retry', 'retries')}) "
+            f"in {self.elapsed_s:.1f} s"
         )
         if self.files_compacted or self.files_vacuumed:
             text += (
-                f"; maintenance: {self.files_compacted} files compacted, "
+                f"; maintenance: {plural(self.files_compacted, 'file')} compacted, "
                 f"{self.files_vacuumed} removed"
             )
         if self.errors:
@@ -270,8 +274,10 @@ def export(
         )
     again = _refetch_ranges(refetch, upper)
     lag = parse_span(overlap) if isinstance(overlap, str) else overlap
-    if not isinstance(lag, timedelta) or lag < timedelta(0):
-        raise ConfigError(f"overlap must be a span such as 10min, got {overlap!r}")
+    if not isinstance(lag, timedelta) or not timedelta(0) <= lag <= MAX_SPAN:
+        raise ConfigError(
+            f"overlap must be a span such as 10min, at most {MAX_SPAN.days} days, got {overlap!r}"
+        )
     tag_list = sorted(set(TAGS if tags is None else _names(tags, "tags")))
     queue_list = [None] if queue_ids is None else sorted(set(_names(queue_ids, "queue_ids")))
     state_list = None if states is None else sorted(set(_names(states, "states")))

@@ -100,7 +100,10 @@ def test_fetch_filters_by_tag_and_state(emulator: Emulator, tmp_path: Path) -> N
     ("change", "fix"),
     [
         ({"--start": "2026-10-31T06:00:00"}, "append Z for UTC or an offset"),
-        ({"--end": "tomorrow"}, "e.g. 2026-11-01T08:00:00+08:00"),
+        (
+            {"--end": "tomorrow"},
+            "(2026-11-01T08:00:00+08:00), a span back from now (7d, 12h) or now",
+        ),
         ({"--start": EMULATOR_END.isoformat()}, "must be before --end"),
     ],
 )
