@@ -2,6 +2,10 @@
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
+# Two installs, each remembered by a stamp: the package with its runtime dependencies (all
+# `make demo` needs) and the package with its dev tools (tests, linters, type checker,
+# benchmark baselines). The dev install stamps both.
+RUNTIME_STAMP := $(VENV)/.installed-runtime
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
@@ -10,15 +14,21 @@ STAMP  := $(VENV)/.installed
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+# The pip that Python 3.11+ bundles already installs a pyproject-only package in editable mode.
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(RUNTIME_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $(RUNTIME_STAMP)
+
+$(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@touch $(STAMP)
+	@touch $(STAMP) $(RUNTIME_STAMP)
 
 venv: $(STAMP)  ## create .venv and install the package with its dev tools
 
-demo: $(STAMP)  ## end to end on the embedded emulator: export twice, then an HTML report
+demo: $(RUNTIME_STAMP)  ## end to end on the embedded emulator: export twice, then an HTML report
 	$(BIN)/cijobs demo --out demo_output
 
 test: $(STAMP) lint typecheck  ## lint, type check, then the whole test suite (notebooks included)

@@ -1,8 +1,10 @@
 """Turning failed HTTP exchanges into the package's errors: the one boundary for requests.
 
 * :func:`transport_error` maps a ``requests`` exception (timeout, refused or reset connection,
-  incomplete read, TLS failure) to a :class:`~cijobs_analytics.errors.TransportError` whose
-  message names the host and the innermost cause, not urllib3's pool and object reprs.
+  incomplete read, TLS failure, a host name that does not resolve) to a
+  :class:`~cijobs_analytics.errors.TransportError` whose message names the host and the
+  innermost cause, not urllib3's pool and object reprs; for a CI host name that does not exist
+  it names the region, the likely typo.
 * :func:`api_error` maps an error answer to the :class:`~cijobs_analytics.errors.APIError`
   subclass its status and ``<Code>`` call for, reading the ``<Error>`` body with a parser that
   resolves no entity and loads nothing; any other body (a proxy's HTML page, plain text) gives
@@ -22,7 +24,9 @@ from __future__ import annotations
 import http.client
 import logging
 import re
+import socket
 from collections.abc import Iterable, Mapping
+from typing import TypeVar
 
 import requests
 from lxml import etree
@@ -50,6 +54,8 @@ __all__ = [
 
 logger = logging.getLogger("cijobs_analytics.client")
 
+_E = TypeVar("_E", bound=BaseException)
+
 #: How much of the text of a body that is not an ``<Error>`` document is kept as the message.
 ERROR_HEAD_CHARS = 200
 #: Elements of a proxy's page whose text is code, not words for a person.
@@ -58,6 +64,13 @@ _REDACTED = "<redacted>"
 #: A quoted literal (``'...'``, ``"..."``, ``b'...'``) in an exception's text: how Python's
 #: errors quote the value they refuse, a header value with its credential included.
 _QUOTED = re.compile(r"""(?<!\w)b?(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
+#: The CI host a client without an endpoint connects to; the region is a label of it.
+_CI_HOST = re.compile(r"[^.:]+\.ci\.(?P<region>[^.:]+)\.myqcloud\.com(?::\d+)?", re.IGNORECASE)
+#: getaddrinfo's "no such name" answers (EAI_NODATA is glibc's, absent elsewhere); any other
+#: failure (EAI_AGAIN: the resolver did not answer) may pass.
+_NO_SUCH_NAME = frozenset(
+    code for code in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)) if code is not None
+)
 
 
 def scrub(text: str, secrets: Iterable[str | None]) -> str:
@@ -94,9 +107,14 @@ def transport_error(
         timeout: the (connect, read) timeouts in seconds, for the message.
 
     Returns:
-        A transient error, except for a TLS failure: a certificate that does not verify will
-        not verify on a second try either.
+        A transient error, except for a TLS failure (a certificate that does not verify will
+        not verify on a second try either) and a host name that does not exist (neither will
+        it on a second try; a CI host's message names the region, the label a typo puts
+        there).
     """
+    unresolved = _innermost(exc, socket.gaierror)
+    if unresolved is not None:
+        return _resolution_error(unresolved, netloc)
     if isinstance(exc, requests.exceptions.SSLError):
         error = TransportError(f"TLS with {netloc} failed: {_reason(exc)}")
         error.transient = False
@@ -108,6 +126,24 @@ def transport_error(
     # ConnectionError (refused, reset, dropped), ChunkedEncodingError (incomplete read),
     # ContentDecodingError and the rest are all the network's doing.
     return TransportError(f"{type(exc).__name__} with {netloc}: {_reason(exc)}")
+
+
+def _resolution_error(exc: socket.gaierror, netloc: str) -> TransportError:
+    """The :class:`TransportError` for a host name that did not resolve."""
+    ci_host = _CI_HOST.fullmatch(netloc)
+    missing = exc.errno in _NO_SUCH_NAME
+    if ci_host is not None and missing:
+        hint = (
+            f"check the region (--region {ci_host['region']}): the host is "
+            "<bucket>.ci.<region>.myqcloud.com, which exists only for a region CI serves"
+        )
+    elif ci_host is not None:
+        hint = "check the network's DNS, and the region (--region) if this persists"
+    else:
+        hint = "check the endpoint (--endpoint)"
+    error = TransportError(f"cannot resolve {netloc} ({exc.strerror or exc}); {hint}")
+    error.transient = not missing
+    return error
 
 
 def send_error(
@@ -262,6 +298,20 @@ def _markup_text(body: bytes) -> str:
         element.text = None  # its tail is the page's text again
     # lxml yields str for a parsed document; the stubs also allow bytes.
     return " ".join(piece for piece in root.itertext() if isinstance(piece, str))
+
+
+def _innermost(exc: BaseException, kind: type[_E]) -> _E | None:
+    """The first ``kind`` among the errors ``exc`` wraps (itself included), or None."""
+    current: BaseException | None = exc
+    for _ in range(8):  # as in _reason: a few layers, and a guard against a cycle
+        if current is None or isinstance(current, kind):
+            return current
+        inner = getattr(current, "reason", None)
+        if not isinstance(inner, BaseException):
+            first = current.args[0] if current.args else None
+            inner = first if isinstance(first, BaseException) else current.__cause__
+        current = inner
+    return None
 
 
 def _reason(exc: BaseException) -> str:

@@ -581,16 +581,9 @@ class CIClient:
                 limiter.throttled(retry_after)
 
     def _note_recovered(self, request_id: str | None) -> None:
+        # The parser says so once, in words (flatten.py); here it is only counted.
         with self._lock:
-            first = self._recovered == 0
             self._recovered += 1
-        logger.log(
-            logging.WARNING if first else logging.DEBUG,
-            "a page from %s needed the stray </Message> repair [request id %s]; "
-            "counted in stats.recovered_pages",
-            self.host,
-            request_id,
-        )
 
 
 def _retry_after(headers: Mapping[str, str], now: float) -> float | None:

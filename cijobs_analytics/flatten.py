@@ -11,9 +11,11 @@ from the API.
 
 One kind of damage is repaired, because the service's own documentation shows it: a stray
 ``</Message>`` right after ``<Code>...</Code>`` with no opening tag (the seed sample). It is
-replaced by ``<Message/>``, the page is parsed strictly again, the page is marked
-``recovered`` and the first repair in a process is logged at WARNING. Nothing else is
-"recovered": a generic recover mode silently drops jobs.
+replaced by ``<Message/>``, the page is parsed strictly again and marked ``recovered``. The
+first repair in a process is logged at WARNING, in one line naming the page's request id; the
+rest at DEBUG, since a service that sent it would send it on every page (the client's
+``stats.recovered_pages`` counts them all). Nothing else is "recovered": a generic recover mode
+silently drops jobs.
 
 How each leaf maps to a column, and the ``extra`` key format, are documented in
 ``docs/schema.md``.
@@ -99,11 +101,10 @@ def _log_repair(request_id: str | None) -> None:
     with _repair_lock:
         first, _repair_logged = not _repair_logged, True
     level = logging.WARNING if first else logging.DEBUG
-    logger.log(
-        level,
-        "repaired a stray </Message> in a DescribeMediaJobs page%s (the documented sample's slip)",
-        f" [request id {request_id}]" if request_id else "",
-    )
+    if request_id:
+        logger.log(level, "repaired a stray </Message> in page %s", request_id)
+    else:
+        logger.log(level, "repaired a stray </Message> in a page")
 
 
 def _repair_stray_message(body: bytes) -> bytes | None:

@@ -407,3 +407,82 @@ def test_proxy_html_502_keeps_its_text_scrubbed(
     text = str(info.value)
     for leaked in ("very-secret", "q-signature", "var a", "color", "<center>"):
         assert leaked not in text
+
+
+# --- host names that do not resolve --------------------------------------------------------------
+
+#: A region CI does not have: its host name does not exist.
+TYPO_HOST = "examplebucket-1250000000.ci.ap-nowhere.myqcloud.com"
+
+
+@pytest.fixture
+def dns_answers(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
+    """Make ``*.myqcloud.com`` names fail to resolve with a given ``EAI_*`` code.
+
+    No test may reach the real service, and with DNS at hand the typo host could resolve
+    (or not) at the whim of the zone; other names resolve as usual.
+    """
+    real = socket.getaddrinfo
+
+    def answer(code: int) -> None:
+        def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(host, str) and host.endswith(".myqcloud.com"):
+                raise socket.gaierror(code, "Name or service not known")
+            return real(host, *args, **kwargs)
+
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+    return answer
+
+
+@pytest.mark.timeout(30)
+def test_a_ci_host_that_does_not_exist_names_the_region(dns_answers: Callable[[int], None]) -> None:
+    """Without an endpoint, a region typo makes a host name that does not exist: one attempt,
+    no retries, and a message that says to check --region."""
+    dns_answers(socket.EAI_NONAME)
+    with CIClient("examplebucket-1250000000", "ap-nowhere", CREDS, max_retries=3, **FAST) as client:
+        started = time.perf_counter()
+        with pytest.raises(TransportError) as info:
+            client.list_jobs("Transcode")
+        assert time.perf_counter() - started < 5
+        assert client.stats.requests == 1
+    assert str(info.value) == (
+        f"cannot resolve {TYPO_HOST} (Name or service not known); check the region "
+        "(--region ap-nowhere): the host is <bucket>.ci.<region>.myqcloud.com, which exists "
+        "only for a region CI serves"
+    )
+    assert not info.value.transient
+
+
+@pytest.mark.timeout(30)
+def test_a_resolver_that_does_not_answer_is_retried(dns_answers: Callable[[int], None]) -> None:
+    """EAI_AGAIN (no answer from DNS) may pass: retried, and the message names DNS first."""
+    dns_answers(socket.EAI_AGAIN)
+    with CIClient("examplebucket-1250000000", "ap-nowhere", CREDS, max_retries=2, **FAST) as client:
+        with pytest.raises(TransportError) as info:
+            client.list_jobs("Transcode")
+        assert client.stats.requests == 3
+    assert str(info.value) == (
+        f"cannot resolve {TYPO_HOST} (Name or service not known); check the network's DNS, "
+        "and the region (--region) if this persists"
+    )
+    assert info.value.transient
+
+
+@pytest.mark.timeout(60)
+def test_an_endpoint_that_does_not_resolve_names_the_endpoint() -> None:
+    """A name under .invalid (RFC 6761) never resolves; the message points at --endpoint."""
+    with (
+        CIClient(
+            "examplebucket-1250000000",
+            "ap-guangzhou",
+            CREDS,
+            "http://cijobs-emulator.invalid:8089",
+            timeout=(2.0, 2.0),
+            max_retries=0,
+        ) as client,
+        pytest.raises(TransportError) as info,
+    ):
+        client.list_jobs("Transcode")
+    assert str(info.value).startswith("cannot resolve cijobs-emulator.invalid:8089 (")
+    assert str(info.value).endswith("); check the endpoint (--endpoint)")

@@ -498,16 +498,22 @@ def test_unsigned_parameters_are_ignored(emulator: Emulator) -> None:
     assert resp.status_code == 200
 
 
-def test_host_signed_with_or_without_port(emulator: Emulator) -> None:
-    """Domain-style clients send Host 127.0.0.1:port but may sign it without the port."""
-    host = f"127.0.0.1:{emulator.port}"
-    for signed_host in (host, "127.0.0.1"):
-        auth = sign(
-            emulator.credentials, "GET", "/jobs", [("tag", "Transcode")], {"host": signed_host}
-        )
-        assert (
-            call(emulator, [("tag", "Transcode")], host=host, authorization=auth).status_code == 200
-        )
+def test_host_signed_with_or_without_port(make_emulator: MakeEmulator) -> None:
+    """Domain-style clients (§7.2 C) send Host 127.0.0.1:port but may sign it without the port;
+    only an emulator told to serve any Host answers them, since that Host names no bucket."""
+    loose = make_emulator(jobs=20, pin_bucket=False)
+    served = make_emulator(jobs=20)
+    for emu in (loose, served):
+        host = f"127.0.0.1:{emu.port}"
+        statuses = []
+        for signed_host in (host, "127.0.0.1"):
+            auth = sign(
+                emu.credentials, "GET", "/jobs", [("tag", "Transcode")], {"host": signed_host}
+            )
+            resp = call(emu, [("tag", "Transcode")], host=host, authorization=auth)
+            statuses.append((resp.status_code, error_code(resp) if resp.status_code != 200 else ""))
+        expected = (200, "") if emu is loose else (400, "InvalidHost")
+        assert statuses == [expected, expected]
 
 
 def test_temporary_credentials_need_their_token(make_emulator: MakeEmulator) -> None:
@@ -530,21 +536,39 @@ def test_temporary_credentials_need_their_token(make_emulator: MakeEmulator) -> 
     )
 
 
-def test_pinned_bucket(make_emulator: MakeEmulator) -> None:
-    """Any bucket is served unless pinned; a pinned emulator refuses other buckets."""
-    loose = make_emulator(jobs=20)
-    assert (
-        call(
-            loose, [("tag", "Transcode")], host="other-1250000000.ci.ap-guangzhou.myqcloud.com"
-        ).status_code
-        == 200
+@pytest.mark.parametrize(
+    "host",
+    [
+        "other-1250000000.ci.ap-guangzhou.myqcloud.com",  # a typo in the bucket
+        "examplebucket-1250000000.ci.ap-beijing.myqcloud.com",  # the wrong region
+        "examplebucket-1250000000.ci.ap-guangzhou.example.com",  # not a CI host at all
+    ],
+)
+def test_another_bucket_or_region_is_invalid_host(make_emulator: MakeEmulator, host: str) -> None:
+    """Only the emulator's own bucket and region are served; any other Host, signed for it,
+    is answered 400 InvalidHost with the usual <Error> body (§5.1), naming what is served."""
+    emu = make_emulator(jobs=20)
+    resp = call(emu, [("tag", "Transcode")], host=host)
+    root = etree.fromstring(resp.content)
+    assert (resp.status_code, root.findtext("Code")) == (400, "InvalidHost")
+    assert [child.tag for child in root] == ["Code", "Message", "RequestId", "TraceId"]
+    message = root.findtext("Message") or ""
+    assert host in message
+    assert message.endswith(
+        "this emulator serves bucket examplebucket-1250000000 in region ap-guangzhou only"
     )
-    pinned = make_emulator(jobs=20, pin_bucket=True)
-    resp = call(
-        pinned, [("tag", "Transcode")], host="other-1250000000.ci.ap-guangzhou.myqcloud.com"
-    )
-    assert (resp.status_code, error_code(resp)) == (403, "AccessDenied")
-    assert call(pinned, [("tag", "Transcode")]).status_code == 200
+    assert emu.stats().by_code == {"InvalidHost": 1}
+    assert call(emu, [("tag", "Transcode")], host=host.upper()).status_code == 400
+
+
+def test_the_served_host_is_matched_case_insensitively(make_emulator: MakeEmulator) -> None:
+    """Host names are case-insensitive; the SDK's COS-style Host in IP mode (§7.2 A) is served."""
+    emu = make_emulator(jobs=20)
+    for host in (emu.host_header.upper(), f"{emu.bucket}.cos.{emu.region}.myqcloud.com:80"):
+        assert call(emu, [("tag", "Transcode")], host=host).status_code == 200
+    loose = make_emulator(jobs=20, pin_bucket=False)
+    host = "other-1250000000.ci.ap-beijing.myqcloud.com"
+    assert call(loose, [("tag", "Transcode")], host=host).status_code == 200
 
 
 def test_response_headers(emulator: Emulator) -> None:
@@ -808,7 +832,8 @@ def test_stop_closes_keep_alive_connections(make_emulator: MakeEmulator) -> None
 
 def test_emulate_command_serves_with_demo_credentials() -> None:
     """`cijobs emulate` without credentials prints demo exports that the server accepts, lets
-    jobs arrive with --advance-every, and stops cleanly on Ctrl-C."""
+    jobs arrive with --advance-every, serves only the bucket and region it names, and stops
+    cleanly on Ctrl-C."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TENCENTCLOUD_")}
     cmd = [sys.executable, "-m", "cijobs_analytics", "emulate", "--port", "0", "--jobs", "120"]
     cmd += ["--advance-every", "0.2"]
@@ -841,6 +866,19 @@ def test_emulate_command_serves_with_demo_credentials() -> None:
         first = count_jobs()
         time.sleep(1.0)
         assert 120 <= first < count_jobs()
+        # Without --bucket it serves the default bucket, named in its banner, and no other.
+        assert "bucket examplebucket-1250000000" in lines[0]
+        for other in (
+            "other-1250000000.ci.ap-guangzhou.myqcloud.com",
+            "examplebucket-1250000000.ci.ap-beijing.myqcloud.com",
+        ):
+            auth = sign(creds, "GET", "/jobs", [("tag", "Transcode")], {"host": other})
+            resp = requests.get(
+                f"{url.group(1)}/jobs?tag=Transcode",
+                headers={"Host": other, "Authorization": auth},
+                timeout=10,
+            )
+            assert (resp.status_code, error_code(resp)) == (400, "InvalidHost")
     finally:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=20)

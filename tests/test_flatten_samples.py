@@ -10,6 +10,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from client_support import client_for, page_all
 from lxml import etree
 
 import cijobs_analytics as cj
@@ -154,14 +155,32 @@ def test_a_generic_recover_mode_would_lose_the_seed_jobs(seed: flatten.ParsedPag
 
 
 def test_the_stray_message_repair_is_logged_once_then_at_debug(caplog, monkeypatch):
+    """One plain line naming the page's request id; later repairs at DEBUG."""
     monkeypatch.setattr(flatten, "_repair_logged", False)
     body = (SAMPLES / "seed-describe-media-jobs.xml").read_bytes()
     with caplog.at_level(logging.DEBUG, logger="cijobs_analytics.flatten"):
         parse_page(body, request_id="req-1")
         parse_page(body, request_id="req-2")
-    levels = [record.levelno for record in caplog.records]
-    assert levels == [logging.WARNING, logging.DEBUG]
-    assert "req-1" in caplog.records[0].getMessage()
+        parse_page(body)
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.WARNING, "repaired a stray </Message> in page req-1"),
+        (logging.DEBUG, "repaired a stray </Message> in page req-2"),
+        (logging.DEBUG, "repaired a stray </Message> in a page"),
+    ]
+
+
+def test_a_run_of_repaired_pages_logs_one_warning(make_emulator, caplog, monkeypatch):
+    """Paging through an emulator that garbles every page: one WARNING in all, a plain line
+    naming the first page's request id (no second one from the client, no counter names)."""
+    monkeypatch.setattr(flatten, "_repair_logged", False)
+    emu = make_emulator(jobs=100, malformed_rate=1.0)
+    caplog.set_level(logging.DEBUG, logger="cijobs_analytics")
+    with client_for(emu) as client:
+        _, pages = page_all(client, "Transcode", size=5)
+    assert len(pages) > 2
+    assert all(page.recovered for page in pages)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == [f"repaired a stray </Message> in page {pages[0].request_id}"]
 
 
 # --- the reference's samples -------------------------------------------------------------------

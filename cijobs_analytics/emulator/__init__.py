@@ -2,8 +2,9 @@
 
 It generates a deterministic job history (every documented tag, realistic media info, failed
 and open jobs, jobs on the same second and on exact hours), serves it over HTTP with q-sign
-signature verification and cursor pagination, and injects faults on demand: latency, a QPS
-limit, 500s, dropped connections, truncated bodies and the seed document's stray ``</Message>``.
+signature verification and cursor pagination for its one bucket and region (a Host naming any
+other is answered 400 ``InvalidHost``), and injects faults on demand: latency, a QPS limit,
+500s, dropped connections, truncated bodies and the seed document's stray ``</Message>``.
 It shares no code with the client: a signing bug cannot hide on both sides.
 
 Example:

@@ -51,8 +51,8 @@ class Emulator:
         days: they are created in ``[end - days, end)``.
         seed: the random seed of the jobs (and of the fault draws).
         end: the end of the history, aware; defaults to now, floored to the second.
-        bucket: the bucket the jobs belong to.
-        region: its region.
+        bucket: the bucket the jobs belong to; the only one served.
+        region: its region; the only one served.
         queues: how many queues the jobs are spread over.
         credentials: the key the server accepts; random demo credentials when ``None``.
         latency_ms: fault: added to every request.
@@ -63,7 +63,9 @@ class Emulator:
         malformed_rate: fault: share of bodies with the seed document's stray ``</Message>``.
         inclusive_bounds: make ``startCreationTime``/``endCreationTime`` inclusive (the service
             documents them as exclusive).
-        pin_bucket: refuse requests whose Host names another bucket (403 ``AccessDenied``).
+        pin_bucket: refuse requests whose Host names another bucket or region (400
+            ``InvalidHost``), so a typo in a client's bucket or region fails instead of being
+            served; ``False`` serves any Host.
         host: the address to bind.
         port: the port to bind; 0 picks a free one.
 
@@ -102,7 +104,7 @@ class Emulator:
         truncate_rate: float = 0.0,
         malformed_rate: float = 0.0,
         inclusive_bounds: bool = False,
-        pin_bucket: bool = False,
+        pin_bucket: bool = True,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -149,7 +151,7 @@ class Emulator:
                 (self._host, self._port),
                 self._store,
                 {self.credentials.secret_id: self.credentials},
-                bucket=self.bucket if self.pin_bucket else None,
+                served=(self.bucket, self.region) if self.pin_bucket else None,
                 inclusive=self.inclusive_bounds,
                 faults=self._faults,
                 seed=self.seed,

@@ -7,11 +7,11 @@ answers like the reference says the service does: ``Server: tencent-ci`` and
 
 Each request goes through, in order: the latency sleep (a sleep in the request's own thread,
 so other connections are not held up), the QPS token bucket (503 ``SlowDown``), the signature
-(401), the bucket pin (403 ``AccessDenied``), the parameters (400 ``InvalidArgument``), and
-then, for an answer that would succeed, the injected faults: 500 ``InternalError``, a dropped
-connection (headers and part of the body, then the socket is closed), a truncated body (200
-with a ``Content-Length`` that matches the cut body), or the seed document's stray
-``</Message>`` in place of ``<Message/>``.
+(401), the Host (400 ``InvalidHost`` unless it names the emulator's bucket and region), the
+parameters (400 ``InvalidArgument``), and then, for an answer that would succeed, the injected
+faults: 500 ``InternalError``, a dropped connection (headers and part of the body, then the
+socket is closed), a truncated body (200 with a ``Content-Length`` that matches the cut body),
+or the seed document's stray ``</Message>`` in place of ``<Message/>``.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ MAX_LOOKUP_IDS = 10
 
 # The seed document's typo: `<Code>Success</Code></Message>` where `<Message/>` belongs.
 _STRAY_MESSAGE = re.compile(rb"(<JobsDetail><Code>[^<]*</Code>)<Message(?:/>|>[^<]*</Message>)")
-_HOST_BUCKET = re.compile(r"^([^.]+)\.(?:ci|cos)\.[^.]+\.myqcloud\.com(?::\d+)?$", re.IGNORECASE)
+# The CI host, or the COS one the official SDK sends in IP mode without `Endpoint` (§7.2 A).
+_HOST = re.compile(r"([^.]+)\.(?:ci|cos)\.([^.]+)\.myqcloud\.com(?::\d+)?")
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ class EmulatorServer(ThreadingHTTPServer):
         address: ``(host, port)``; port 0 picks a free one.
         store: the jobs to serve.
         credentials: the keys accepted, by secret id.
-        bucket: the bucket the Host must name, or ``None`` to accept any.
+        served: the ``(bucket, region)`` the Host must name, or ``None`` to accept any Host.
         inclusive: whether creation-time bounds include their own second.
         faults: the initial fault settings.
         seed: seeds the fault draws.
@@ -151,7 +152,7 @@ class EmulatorServer(ThreadingHTTPServer):
         store: JobStore,
         credentials: dict[str, Credentials],
         *,
-        bucket: str | None,
+        served: tuple[str, str] | None,
         inclusive: bool,
         faults: Faults,
         seed: int,
@@ -159,7 +160,7 @@ class EmulatorServer(ThreadingHTTPServer):
         super().__init__(address, _Handler)
         self.store = store
         self.credentials = credentials
-        self.pinned_bucket = bucket
+        self.served = served
         self.inclusive = inclusive
         self._faults = faults
         self._bucket = _TokenBucket(faults.qps) if faults.qps else None
@@ -312,11 +313,7 @@ class _Handler(BaseHTTPRequestHandler):
             verify_request("GET", path, query, headers, self.server.credentials, time.time())
         except SignatureError as exc:
             raise _ReplyError(401, exc.code, exc.message) from None
-        pinned = self.server.pinned_bucket
-        if pinned is not None:
-            match = _HOST_BUCKET.match(headers.get("host", ""))
-            if match is None or match.group(1) != pinned:
-                raise _ReplyError(403, "AccessDenied", f"this endpoint serves bucket {pinned} only")
+        self._check_host(headers.get("host", ""))
         params: dict[str, str] = {}
         for name, value in query:
             params.setdefault(name, value)
@@ -325,6 +322,26 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith("/jobs/"):
             return self._lookup(path[len("/jobs/") :])
         raise _ReplyError(404, "InvalidUrl", f"no such resource: {path}")
+
+    def _check_host(self, host: str) -> None:
+        """Refuse a Host naming another bucket or region: a typo must not reach the data."""
+        served = self.server.served
+        if served is None:
+            return
+        bucket, region = served
+        match = _HOST.fullmatch(host.lower())  # host names are case-insensitive
+        if match is not None and match.groups() == (bucket.lower(), region.lower()):
+            return
+        named = (
+            f"Host {host!r} is not <bucket>.ci.<region>.myqcloud.com"
+            if match is None
+            else f"Host {host} names bucket {match[1]} in region {match[2]}"
+        )
+        raise _ReplyError(
+            400,
+            "InvalidHost",
+            f"{named}; this emulator serves bucket {bucket} in region {region} only",
+        )
 
     def _list(self, params: dict[str, str]) -> bytes:
         try:
