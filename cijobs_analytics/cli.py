@@ -179,8 +179,7 @@ def _rate_options(command: F) -> F:
                 type=values.FiniteFloatRange(0),
                 default=DEFAULT_THROTTLE_TIMEOUT,
                 show_default=True,
-                help="Seconds of throttling with no request getting through before the run "
-                "fails.",
+                help="Seconds of throttling with no request getting through before the run fails.",
             ),
         )
     ):
@@ -188,9 +187,7 @@ def _rate_options(command: F) -> F:
     return command
 
 
-def _client(
-    bucket: str, region: str, endpoint: str | None, throttle_timeout: float
-) -> CIClient:
+def _client(bucket: str, region: str, endpoint: str | None, throttle_timeout: float) -> CIClient:
     """A client with credentials from the environment (missing ones: exit 2, named)."""
     from .client import CIClient
     from .config import Credentials
