@@ -222,6 +222,12 @@ def read_status(
     if jobs_table is None and open_table(location, COVERAGE_TABLE) is None:
         if location.is_local and not location.path.is_dir():
             raise StoreError(f"{location} is not a directory; export into it first (cijobs export)")
+        parent = location.path.parent if location.is_local else None
+        if parent is not None and (parent / JOBS_TABLE / "_delta_log").is_dir():
+            raise StoreError(
+                f"{location} is the dataset's {location.path.name} table; pass the dataset "
+                f"itself: {parent}"
+            )
         raise StoreError(f"{location} is not a cijobs dataset (no {JOBS_TABLE}/ Delta table)")
     committed = (
         commit_time(location, JOBS_TABLE, jobs_table.version()) if jobs_table is not None else None
