@@ -25,12 +25,16 @@ def clone(tmp_path: Path) -> Path:
 
 def _plan(clone: Path, target: str) -> str:
     """The commands `make <target>` would run (``make -n`` runs none of them)."""
+    # Under `make test` the suite runs inside make, whose MAKEFLAGS/MAKELEVEL would make this
+    # inner make print "Entering directory" lines: run it as a top-level make instead.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
     done = subprocess.run(
-        ["make", "-n", target, "PYTHON=python3"],  # noqa: S607 - make is the entry point
+        ["make", "--no-print-directory", "-n", target, "PYTHON=python3"],  # noqa: S607
         cwd=clone,
         capture_output=True,
         text=True,
         check=True,
+        env=env,
     )
     return done.stdout
 
