@@ -430,14 +430,14 @@ def maintain(
     """
     _refresh(table)
     files = pa.table(table.get_add_actions(flatten=True))
+    due: list[date] = []
     if partitioned and files.num_rows:
         counts = pc.value_counts(files[f"partition.{DATE_COLUMN}"]).to_pylist()
         due = sorted(c["values"] for c in counts if c["counts"] >= max_files and c["values"])
-    else:
-        due = ["*"] if files.num_rows >= max_files else []
+    whole = not partitioned and files.num_rows >= max_files
     compacted = Maintenance()
-    if due:
-        filters = [(DATE_COLUMN, "in", [d.isoformat() for d in due])] if partitioned else None
+    if due or whole:
+        filters = [(DATE_COLUMN, "in", [d.isoformat() for d in due])] if due else None
         try:
             metrics = table.optimize.compact(
                 partition_filters=filters,
