@@ -61,3 +61,18 @@ class CountingLimiter:
     def throttled(self) -> None:
         """Count a throttling answer."""
         self.throttle_calls += 1
+
+
+class FakeClock:
+    """A clock the bucket reads and sleeps on; sleeping moves it forward instead of waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pyarrow as pa
 import pytest
-from client_support import CREDS, FAST, CountingLimiter
+from client_support import CREDS, FAST, CountingLimiter, FakeClock
 
 import cijobs_analytics as cj
 from cijobs_analytics.client import CIClient, _retry_after
@@ -329,21 +329,6 @@ def test_retry_after_reads_seconds_and_http_dates(
 
 
 # -- the shared bucket ----------------------------------------------------------------------------
-
-
-class FakeClock:
-    """A clock the bucket reads; ``sleep`` moves a thread's own wake-up time, not the clock."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 def test_retry_after_pauses_every_caller_of_the_bucket() -> None:

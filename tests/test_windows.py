@@ -7,6 +7,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from client_support import FakeClock
 
 from cijobs_analytics.errors import ConfigError
 from cijobs_analytics.ratelimit import TokenBucket
@@ -23,21 +24,6 @@ from cijobs_analytics.windows import (
 
 T0 = datetime(2026, 11, 2, 8, 0, 0, tzinfo=UTC)
 S = timedelta(seconds=1)
-
-
-class FakeClock:
-    """A clock the bucket reads and sleeps on; sleeping moves it forward instead of waiting."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 # -- seconds and wire bounds ------------------------------------------------------------------
