@@ -91,8 +91,6 @@ _CLIENT_KEYS = frozenset(
         "user_agent",
     }
 )
-#: Options whose values must never reach a message or a log line.
-_SECRET_KEYS = frozenset({"secret_access_key", "session_token"})
 _COS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]*-\d{5,}$")
 _S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 #: What S3's naming rules forbid beyond the characters: ``..``, ``.-``, ``-.``, an IPv4 address.
@@ -283,11 +281,6 @@ def parse_storage_option(text: str) -> tuple[str, str]:
     if not sep or not key.strip():
         raise ConfigError(f"a storage option is KEY=VALUE, got {text!r}")
     return key.strip(), value
-
-
-def redact_options(options: Mapping[str, str]) -> dict[str, str]:
-    """``options`` with secret values replaced, for messages and logs."""
-    return {k: ("<redacted>" if k in _SECRET_KEYS else v) for k, v in options.items()}
 
 
 def _cos_location(

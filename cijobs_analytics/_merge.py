@@ -16,7 +16,7 @@ rows that must be written; the Delta MERGE then writes exactly those (see :mod:`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -34,7 +34,6 @@ __all__ = [
     "is_final",
     "partition_dates",
     "plan_upsert",
-    "split_by_date",
     "with_date",
 ]
 
@@ -130,17 +129,6 @@ def partition_dates(table: pa.Table) -> pa.Array:
 def with_date(table: pa.Table) -> pa.Table:
     """``table`` with the ``date`` partition column appended."""
     return table.append_column(pa.field(DATE_COLUMN, pa.date32()), partition_dates(table))
-
-
-def split_by_date(table: pa.Table) -> dict[date, pa.Table]:
-    """Group rows by the UTC date of their creation time (rows without one are dropped)."""
-    if table.num_rows == 0:
-        return {}
-    days = partition_dates(table)
-    out: dict[date, pa.Table] = {}
-    for day in pc.unique(days).drop_null().to_pylist():
-        out[day] = table.filter(pc.equal(days, pa.scalar(day, pa.date32())))
-    return out
 
 
 def plan_upsert(

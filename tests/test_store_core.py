@@ -46,7 +46,6 @@ from cijobs_analytics._merge import (
     conform,
     dedupe,
     plan_upsert,
-    split_by_date,
 )
 from cijobs_analytics._status import check_layout, read_status
 from cijobs_analytics._tables import (
@@ -285,20 +284,6 @@ def test_conform_names_missing_columns_and_refuses_bad_types() -> None:
         conform(bad)
     shuffled = rows(job("a", "Running")).select(list(reversed(JOBS_SCHEMA.names)))
     assert conform(shuffled).schema == JOBS_SCHEMA
-
-
-def test_split_by_date_groups_by_utc_creation_day_and_drops_undated_rows() -> None:
-    table = rows(
-        job("a", "Running", 0),
-        job("b", "Running", DAY + 1),
-        job("c", "Running", 2, creation_time=None),
-        job("d", "Running", 15 * 60 + 59),  # 23:59 UTC, still DAY0
-    )
-    groups = split_by_date(table)
-    assert {d: t["job_id"].to_pylist() for d, t in groups.items()} == {
-        DAY0: ["a", "d"],
-        date(2026, 11, 2): ["b"],
-    }
 
 
 # --- upsert on Delta: what is written -----------------------------------------------------
