@@ -518,8 +518,12 @@ def commit_times(table: DeltaTable) -> list[tuple[int, datetime]]:
     tables written by one export compare on one clock (a bucket's object times have second
     resolution and the store's clock).
     """
+    return _times(table, None)
+
+
+def _times(table: DeltaTable, limit: int | None) -> list[tuple[int, datetime]]:
     try:
-        history = table.history()
+        history = table.history(limit)
     except (DeltaError, OSError) as exc:
         raise StoreError(_describe("cannot read the table history", exc)) from exc
     times = [
@@ -543,7 +547,11 @@ def commit_time(location: Location, name: str, version: int) -> datetime | None:
     history from there (delta-rs), which would name the wrong commit.
     """
     latest = open_table(location, name)
-    return dict(commit_times(latest)).get(version) if latest is not None else None
+    if latest is None:
+        return None
+    # The newest version's time is in the last commit alone; an older one needs the history.
+    found = dict(_times(latest, 1 if latest.version() == version else None))
+    return found.get(version)
 
 
 def superseded_at(location: Location, name: str, version: int) -> datetime | None:
